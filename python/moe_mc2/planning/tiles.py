@@ -1,0 +1,145 @@
+"""Tile planner of the portable runtime: a cost model of each tile's AllToAll + AllGather
+against its batched matmul, and the tile count that minimises the predicted makespan.
+
+The plan must be identical on every rank (each rank issues the collectives of every tile in
+plan order), so it depends only on the shapes, the dtype, the backend and the machine's core
+count, never on per-rank timings. The NPU kernel's planner (op_host/core) follows the same
+model with Atlas A3 constants.
+
+Pipeline model: one communication stream (tile k's AllToAll then AllGather) and one compute
+stream that starts with the rank's own block (shard_type 1: it needs no network), then tile k
+as soon as its data has arrived:  comp_end[k] = max(comp_end[k-1], comm_end[k]) + comp[k].
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import List, Tuple
+
+from ..contract.rules import ForwardShapes
+
+
+@dataclass(frozen=True)
+class CostModel:
+    name: str
+    a2a_bytes_per_s: float
+    ag_bytes_per_s: float
+    latency_s: float  # per collective
+    flops_per_s: float  # this rank's matmul rate at the compute dtype
+    copy_bytes_per_s: float  # staging copies (send buffer, gathered -> matmul layout)
+    tile_overhead_s: float  # per tile: Python dispatch, kernel launches
+
+
+def _cpu_share(world: int) -> float:
+    return max(1.0, (os.cpu_count() or 1)) / max(1, world)
+
+
+def cost_model(backend: str, dtype_name: str, world: int) -> CostModel:
+    """Rates of a backend; CPU figures were measured on the 2-core development machine."""
+    backend = backend.lower()
+    if backend == "gloo":
+        share = _cpu_share(world)
+        # One core: bf16 oneDNN bmm ~500 GFLOP/s, fp32 ~90, fp16 is upcast to fp32.
+        per_core = {"bfloat16": 400e9, "float16": 80e9, "float32": 90e9}.get(dtype_name, 90e9)
+        return CostModel("gloo-cpu", a2a_bytes_per_s=1.5e9, ag_bytes_per_s=1.5e9, latency_s=150e-6,
+                         flops_per_s=per_core * min(1.0, share), copy_bytes_per_s=4e9 * min(1.0, share),
+                         tile_overhead_s=120e-6)
+    if backend == "nccl":
+        return CostModel("nccl", a2a_bytes_per_s=100e9, ag_bytes_per_s=150e9, latency_s=20e-6,
+                         flops_per_s=400e12 if dtype_name != "float32" else 50e12,
+                         copy_bytes_per_s=1.5e12, tile_overhead_s=15e-6)
+    # hccl (portable path on an NPU): Atlas A3 HCCS-class links, cube ~ 300 TFLOP/s fp16.
+    return CostModel("hccl", a2a_bytes_per_s=90e9, ag_bytes_per_s=90e9, latency_s=30e-6,
+                     flops_per_s=300e12 if dtype_name != "float32" else 75e12,
+                     copy_bytes_per_s=1e12, tile_overhead_s=30e-6)
+
+
+@dataclass(frozen=True)
+class Tile:
+    index: int
+    e0: int
+    e1: int  # local experts [e0, e1)
+    c0: int
+    c1: int  # rows of x's dim 1 [c0, c1)
+
+    @property
+    def experts(self) -> int:
+        return self.e1 - self.e0
+
+    @property
+    def rows(self) -> int:
+        return self.c1 - self.c0
+
+
+@dataclass
+class Plan:
+    tiles: List[Tile]
+    expert_blocks: List[Tuple[int, int]]
+    local_first: bool
+    predicted_s: float
+    serial_s: float  # the same work with no overlap at all
+    cost: CostModel = field(repr=False, default=None)
+
+    @property
+    def count(self) -> int:
+        return len(self.tiles)
+
+
+def _splits(n: int, parts: int) -> List[Tuple[int, int]]:
+    step = math.ceil(n / parts)
+    return [(a, min(n, a + step)) for a in range(0, n, step)]
+
+
+def _tile_costs(s: ForwardShapes, ek: int, cc: int, nbytes: int, cost: CostModel):
+    chunk = ek * cc * s.x_cols * nbytes  # one source rank's piece of the tile
+    comm = (2 * cost.latency_s + (s.ep - 1) * chunk / cost.a2a_bytes_per_s
+            + (s.tp - 1) * s.ep * chunk / cost.ag_bytes_per_s)
+    own = 1 if s.shard_type == 1 else 0  # own block already computed by the local phase
+    rows = (s.ep * s.tp - own) * cc if s.shard_type == 1 else s.ep * cc
+    flops = 2.0 * ek * rows * s.H * s.N
+    staging = (1 + s.ep * s.tp) * chunk  # send-buffer copy + gathered -> matmul layout
+    comp = flops / cost.flops_per_s + staging / cost.copy_bytes_per_s + cost.tile_overhead_s
+    return comm, comp
+
+
+def simulate(s: ForwardShapes, blocks, chunks, nbytes: int, cost: CostModel, local_first: bool):
+    """(predicted makespan, no-overlap sum) of a tiling."""
+    comm_end = comp_end = serial = 0.0
+    for e0, e1 in blocks:
+        ek = e1 - e0
+        if local_first:
+            local = 2.0 * ek * s.x_rows * s.H * s.N / cost.flops_per_s
+            comp_end += local
+            serial += local
+        for c0, c1 in chunks:
+            comm, comp = _tile_costs(s, ek, c1 - c0, nbytes, cost)
+            comm_end += comm
+            comp_end = max(comp_end, comm_end) + comp
+            serial += comm + comp
+    return comp_end, serial
+
+
+def plan_forward(s: ForwardShapes, nbytes: int, cost: CostModel, *, upcast_weight: bool = False,
+                 weight_budget_bytes: int = 64 << 20, max_tiles: int = 64, tiles: int | None = None) -> Plan:
+    """Choose expert blocks (bounding an fp32 weight copy) and the C tiling with the least makespan.
+
+    `tiles` forces the number of C chunks (tests and benchmarks); otherwise it is searched.
+    """
+    n_blocks = 1
+    if upcast_weight:
+        n_blocks = min(s.El, max(1, math.ceil(s.El * s.H * s.N * 4 / weight_budget_bytes)))
+    blocks = _splits(s.El, n_blocks)
+    local_first = s.shard_type == 1
+    candidates = [tiles] if tiles else range(1, min(s.x_rows, max_tiles) + 1)
+    best = None
+    for t in candidates:
+        chunks = _splits(s.x_rows, max(1, min(t, s.x_rows)))
+        predicted, _ = simulate(s, blocks, chunks, nbytes, cost, local_first)
+        if best is None or predicted < best[0] * (1 - 1e-3):  # ties go to fewer tiles
+            best = (predicted, chunks)
+    predicted, chunks = best
+    _, serial = simulate(s, blocks, [(0, s.x_rows)], nbytes, cost, local_first)
+    out = [Tile(k, e0, e1, c0, c1) for k, ((e0, e1), (c0, c1)) in
+           enumerate((b, c) for b in blocks for c in chunks)]
+    return Plan(out, blocks, local_first, predicted, serial, cost)

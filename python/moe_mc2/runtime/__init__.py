@@ -1,0 +1,1 @@
+"""Execution on torch.distributed: group lookup, collectives, the overlapped pipelines."""

@@ -1,0 +1,220 @@
+"""The overlapped forward pipeline of npu_alltoall_allgather_bmm on torch.distributed.
+
+Per rank (i, t), for each tile of the plan (a block of local experts x a range of x's rows):
+AllToAll over ep -> AllGather over tp -> one staging copy into matmul layout -> bmm -> fp32
+epilogue (bias, activation, one rounding) written straight into y1/y3 (and y2). The
+collectives of the next tiles are in flight while the current tile computes; with
+shard_type 1 the rank's own block, which needs no network, is computed first.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+
+from ..contract import rules
+from ..contract.names import OP_NAME
+from ..planning.tiles import cost_model, plan_forward
+from . import collectives, groups, trace
+from .numerics import TileMath, epilogue
+
+PIPELINE_DEPTH = 2  # tiles in flight while one computes
+LOCAL_SLICES = 4  # the local block is computed in this many pieces, polling comm between them
+
+_forced_tiles: Optional[int] = None
+
+
+@contextlib.contextmanager
+def forced_tiles(n: Optional[int]):
+    """Force the number of C tiles (tests, benchmarks); the plan is searched otherwise."""
+    global _forced_tiles
+    old, _forced_tiles = _forced_tiles, n
+    try:
+        yield
+    finally:
+        _forced_tiles = old
+
+
+def _tiles_override() -> Optional[int]:
+    if _forced_tiles is not None:
+        return _forced_tiles
+    env = os.environ.get("MOE_MC2_TILES")
+    return int(env) if env else None
+
+
+def run(x, weight, bias, *, group_ep, ep, group_tp, tp, shard_type, act_type, need_allgather_out,
+        need_activation_feature):
+    """Validate on this rank (no collective before every check passed), plan, execute."""
+    from ..ops import check_forward_tensors
+
+    s = check_forward_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, act_type)
+    ep_group = groups.resolve(OP_NAME, "group_ep", group_ep, ep)
+    tp_group = groups.resolve(OP_NAME, "group_tp", group_tp, tp)
+    want_y2, want_y3 = rules.output_flags(need_allgather_out, need_activation_feature, act_type)
+    return _Forward(x, weight, bias, s, ep_group, tp_group, act_type, want_y2, want_y3).execute()
+
+
+class _CommPipeline:
+    """Issues each tile's AllToAll, then its AllGather once the AllToAll is done, in plan order.
+
+    Every rank issues the same collectives in the same order on each group; `poll` only moves
+    work forward that is ready, `take` blocks for one tile.
+    """
+
+    def __init__(self, plan, xv, s, ep_group, tp_group):
+        self.tiles, self.xv, self.s = plan.tiles, xv, s
+        self.ep_group, self.tp_group = ep_group, tp_group
+        self.a2a, self.ag = {}, {}
+        self.next_a2a = self.next_ag = self.consumed = 0
+
+    def _issue_a2a(self):
+        k = self.next_a2a
+        tile = self.tiles[k]
+        src = self.xv[:, tile.e0:tile.e1, tile.c0:tile.c1]
+        send = src if src.is_contiguous() else src.contiguous()
+        recv = torch.empty_like(send, memory_format=torch.contiguous_format)
+        work = trace.comm(f"alltoall {k}", collectives.all_to_all(recv, send, self.ep_group))
+        self.a2a[k] = (work, recv, send)
+        self.next_a2a += 1
+
+    def _issue_ag(self, block: bool) -> bool:
+        k = self.next_ag
+        work, recv, _send = self.a2a[k]
+        if not block and not work.is_completed():
+            return False
+        work.wait()
+        del self.a2a[k]
+        # gloo wants the output concatenated along dim 0; view it as (tp, ep, ...) afterwards
+        gathered = recv.new_empty((self.s.tp * recv.shape[0],) + tuple(recv.shape[1:]))
+        work = trace.comm(f"allgather {k}", collectives.all_gather(gathered, recv, self.tp_group))
+        self.ag[k] = (work, gathered.view((self.s.tp,) + tuple(recv.shape)))
+        self.next_ag += 1
+        return True
+
+    def poll(self):
+        while self.next_ag < self.next_a2a and self._issue_ag(block=False):
+            pass
+        while self.next_a2a < len(self.tiles) and self.next_a2a < self.consumed + PIPELINE_DEPTH:
+            self._issue_a2a()
+
+    def take(self, k: int) -> torch.Tensor:
+        """Tile k's gathered input (tp, ep, experts, rows, x_cols), waiting for it."""
+        self.poll()
+        while self.next_ag <= k:
+            self._issue_ag(block=True)
+        work, gathered = self.ag.pop(k)
+        with trace.span("wait", f"tile {k}"):
+            work.wait()
+        self.consumed = k + 1
+        self.poll()
+        return gathered
+
+
+class _Forward:
+    def __init__(self, x, weight, bias, s, ep_group, tp_group, act, want_y2, want_y3):
+        self.x, self.weight, self.s, self.act = x, weight, s, act
+        self.ep_group, self.tp_group = ep_group, tp_group
+        self.i, self.t = dist.get_rank(ep_group), dist.get_rank(tp_group)
+        self.math = TileMath(x.dtype, x.device)
+        self.bias32 = None if bias is None else bias.reshape(s.El, 1, s.N).float()
+        rows = s.rows
+        self.y1 = x.new_empty((s.El, rows, s.N))
+        self.y2 = x.new_empty((s.El, rows, s.H)) if want_y2 else None
+        self.y3 = x.new_empty((s.El, rows, s.N)) if want_y3 else None
+        tiles = _tiles_override()
+        cost = cost_model(dist.get_backend(ep_group), rules.dtype_name(x.dtype), dist.get_world_size())
+        self.plan = plan_forward(s, x.element_size(), cost, upcast_weight=self.math.upcast, tiles=tiles)
+
+    def execute(self):
+        s, x = self.s, self.x
+        xv = x.unflatten(0, (s.ep, s.El))  # (ep, El, x_rows, x_cols): a view for any x strides
+        comm = _CommPipeline(self.plan, xv, s, self.ep_group, self.tp_group)
+        comm.poll()
+        k = 0
+        for e0, e1 in self.plan.expert_blocks:
+            w = self.math.weight_block(self.weight[e0:e1])
+            if self.plan.local_first:
+                self._local_block(xv, e0, e1, w, comm)
+            while k < len(self.plan.tiles) and self.plan.tiles[k].e0 == e0:
+                tile = self.plan.tiles[k]
+                gathered = comm.take(k)
+                with trace.span("compute", f"tile {k}"):
+                    if s.shard_type == 1:
+                        self._tile_shard1(tile, gathered, w)
+                    else:
+                        self._tile_shard0(tile, gathered, w)
+                k += 1
+        empty = x.new_empty((0,))
+        return (self.y1, empty if self.y2 is None else self.y2, empty if self.y3 is None else self.y3)
+
+    # -- pieces ---------------------------------------------------------------------------
+
+    def _bias(self, e0, e1):
+        return None if self.bias32 is None else self.bias32[e0:e1].unsqueeze(1)  # (ek, 1, 1, N)
+
+    def _finish(self, acc4, e0, e1, dst):
+        """acc4 (ek, blocks, rows, N) fp32 -> epilogue into the index `dst` of y1/y3's 4-D views."""
+        y1v, y3v = self._views4(self.y1), self._views4(self.y3)
+        epilogue(acc4, self._bias(e0, e1), self.act, self.x.dtype, y1v[dst], None if y3v is None else y3v[dst])
+
+    def _views4(self, y):
+        """y (El, rows, cols) as (El, blocks, block_rows, cols): the row blocks of SPEC's layout."""
+        if y is None:
+            return None
+        s = self.s
+        if s.shard_type == 1:  # rows = (j, s, c): blocks p = j*tp + s of Ct rows
+            return y.view(s.El, s.ep * s.tp, s.x_rows, y.shape[-1])
+        return y.view(s.El, s.ep, s.C, y.shape[-1])  # rows = (j, c)
+
+    def _local_block(self, xv, e0, e1, w, comm):
+        """shard_type 1: rows of this rank's own block p0 = i*tp + t, from x itself."""
+        s = self.s
+        p0 = self.i * s.tp + self.t
+        ek = e1 - e0
+        own = xv[self.i, e0:e1]  # (ek, Ct, H)
+        y2v = self._views4(self.y2)
+        for r0 in range(0, s.x_rows, -(-s.x_rows // LOCAL_SLICES)):
+            r1 = min(s.x_rows, r0 - (-s.x_rows // LOCAL_SLICES))
+            with trace.span("compute", f"local {r0}:{r1}"):
+                a = own[:, r0:r1]
+                acc = torch.empty((ek, r1 - r0, s.N), dtype=torch.float32, device=a.device)
+                self.math.matmul(a, w, acc)
+                self._finish(acc.unsqueeze(1), e0, e1, (slice(e0, e1), slice(p0, p0 + 1), slice(r0, r1)))
+                if y2v is not None:
+                    y2v[e0:e1, p0, r0:r1] = a
+            comm.poll()
+
+    def _tile_shard1(self, tile, gathered, w):
+        s = self.s
+        ek, cc, P = tile.experts, tile.rows, s.ep * s.tp
+        a = gathered.new_empty((ek, P, cc, s.H))
+        # gathered[s', j] holds x_(j,s')'s rows: block p = j*tp + s' of SPEC's row order
+        a.view(ek, s.ep, s.tp, cc, s.H).copy_(gathered.permute(2, 1, 0, 3, 4))
+        p0 = self.i * s.tp + self.t
+        y2v = self._views4(self.y2)
+        for pa, pb in ((0, p0), (p0 + 1, P)):  # every block but the local one
+            if pa == pb:
+                continue
+            src = a[:, pa:pb]
+            if y2v is not None:
+                y2v[tile.e0:tile.e1, pa:pb, tile.c0:tile.c1] = src
+            acc = torch.empty((ek, (pb - pa) * cc, s.N), dtype=torch.float32, device=a.device)
+            self.math.matmul(src.reshape(ek, (pb - pa) * cc, s.H), w, acc)
+            self._finish(acc.view(ek, pb - pa, cc, s.N), tile.e0, tile.e1,
+                         (slice(tile.e0, tile.e1), slice(pa, pb), slice(tile.c0, tile.c1)))
+
+    def _tile_shard0(self, tile, gathered, w):
+        s = self.s
+        ek, cc = tile.experts, tile.rows
+        a = gathered.new_empty((ek, s.ep, cc, s.H))
+        # gathered[s', j] holds x_(j,s')'s columns s'*Ht.. of rows (j, c)
+        a.view(ek, s.ep, cc, s.tp, s.x_cols).copy_(gathered.permute(2, 1, 3, 0, 4))
+        if self.y2 is not None:
+            self._views4(self.y2)[tile.e0:tile.e1, :, tile.c0:tile.c1] = a
+        acc = torch.empty((ek, s.ep * cc, s.N), dtype=torch.float32, device=a.device)
+        self.math.matmul(a.view(ek, s.ep * cc, s.H), w, acc)
+        self._finish(acc.view(ek, s.ep, cc, s.N), tile.e0, tile.e1,
+                     (slice(tile.e0, tile.e1), slice(None), slice(tile.c0, tile.c1)))
