@@ -46,13 +46,19 @@ def forward(
     act_type: int = 0,
     need_allgather_out: bool = False,
     need_activation_feature: bool = False,
+    ranks: Optional[Sequence[int]] = None,
+    rounded: bool = True,
 ) -> List[tuple]:
-    """Every rank's (y1, y2, y3) of npu_alltoall_allgather_bmm; outputs not produced are empty."""
+    """Every rank's (y1, y2, y3) of npu_alltoall_allgather_bmm; outputs not produced are empty.
+
+    `ranks` restricts the work to those world ranks (the list is then indexed like `ranks`);
+    `rounded=False` returns y1/y3 unrounded in float64 (for tolerance checks).
+    """
     act_type = activations.parse_act_type(act_type)
     out = []
-    for r in range(ep * tp):
+    for r in (range(ep * tp) if ranks is None else ranks):
         i = r % ep
-        dtype = xs[r].dtype
+        dtype = xs[r].dtype if rounded else torch.float64
         y2 = gathered_input(xs, i, ep, tp, shard_type)
         y3 = torch.bmm(y2.double(), weights[r].double())
         bias = biases[r] if biases is not None else None
@@ -65,4 +71,16 @@ def forward(
             y2 if need_allgather_out else empty,
             y3.to(dtype) if (need_activation_feature and act_type != 0) else empty,
         ))
+    return out
+
+
+def magnitude(xs, weights, biases, *, ep: int, tp: int, shard_type: int = 0, rank: int) -> torch.Tensor:
+    """|y2| @ |weight| + |bias| of one rank, in float64: the scale of the rounding errors a
+    correct fp32-accumulating implementation may make in y3 (used for tolerances)."""
+    i = rank % ep
+    y2 = gathered_input(xs, i, ep, tp, shard_type).double().abs()
+    out = torch.bmm(y2, weights[rank].double().abs())
+    bias = biases[rank] if biases is not None else None
+    if bias is not None:
+        out = out + bias.double().abs().reshape(bias.shape[0], 1, bias.shape[-1])
     return out

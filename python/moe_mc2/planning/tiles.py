@@ -40,11 +40,14 @@ def cost_model(backend: str, dtype_name: str, world: int) -> CostModel:
     backend = backend.lower()
     if backend == "gloo":
         share = _cpu_share(world)
-        # One core: bf16 oneDNN bmm ~500 GFLOP/s, fp32 ~90, fp16 is upcast to fp32.
-        per_core = {"bfloat16": 400e9, "float16": 80e9, "float32": 90e9}.get(dtype_name, 90e9)
-        return CostModel("gloo-cpu", a2a_bytes_per_s=1.5e9, ag_bytes_per_s=1.5e9, latency_s=150e-6,
+        # Measured on the 2-core development machine, 2x2 world, all ranks busy at once:
+        # bf16 oneDNN bmm ~225 GFLOP/s per rank (so ~450 per core-share), fp32 ~90 per core,
+        # fp16 is upcast to fp32; gloo AllToAll ~1 GB/s, AllGather ~0.5 GB/s received,
+        # ~0.5 ms per collective.
+        per_core = {"bfloat16": 450e9, "float16": 80e9, "float32": 90e9}.get(dtype_name, 90e9)
+        return CostModel("gloo-cpu", a2a_bytes_per_s=1.0e9, ag_bytes_per_s=0.5e9, latency_s=500e-6,
                          flops_per_s=per_core * min(1.0, share), copy_bytes_per_s=4e9 * min(1.0, share),
-                         tile_overhead_s=120e-6)
+                         tile_overhead_s=150e-6)
     if backend == "nccl":
         return CostModel("nccl", a2a_bytes_per_s=100e9, ag_bytes_per_s=150e9, latency_s=20e-6,
                          flops_per_s=400e12 if dtype_name != "float32" else 50e12,

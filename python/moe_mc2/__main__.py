@@ -1,0 +1,31 @@
+"""Command line: `python -m moe_mc2 demo|bench ...`."""
+from __future__ import annotations
+
+import sys
+
+USAGE = """usage: python -m moe_mc2 {demo,bench} [options]
+
+  demo   run the op on ep x tp local CPU ranks and check every rank against the reference
+  bench  measure comm only, compute only, the unfused sequence and the fused op
+
+'python -m moe_mc2 COMMAND --help' lists each command's options."""
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "demo":
+        from .demo import main as run
+    elif cmd == "bench":
+        from .bench import main as run
+    else:
+        print(f"unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    return run(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
