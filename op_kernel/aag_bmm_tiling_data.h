@@ -1,0 +1,27 @@
+/*
+ * Tiling data of AlltoAllAllGatherBatchMatMul, defined with standard C++ (the
+ * "standard C++ tiling structure" flow of Ascend C): the host tiling function
+ * fills it through TilingContext::GetTilingData<AagBmmTilingData>() and the
+ * kernel reads it with GET_TILING_DATA_WITH_STRUCT. Mc2InitTiling must be the
+ * first member (HCCL high-level API requirement). Compiles only with CANN.
+ */
+#ifndef MOE_MC2_AAG_BMM_TILING_DATA_H
+#define MOE_MC2_AAG_BMM_TILING_DATA_H
+
+#include "kernel_tiling/kernel_tiling.h"
+#include "aag_bmm_offsets.h"
+
+struct AagBmmTilingData {
+    AscendC::tiling::Mc2InitTiling mc2InitTiling;      // first member, HCCL init
+    AscendC::tiling::Mc2CcTiling alltoallCcTiling;     // group_ep: AlltoAllV
+    AscendC::tiling::Mc2CcTiling allgatherCcTiling;    // group_tp: AllGather
+    AscendC::tiling::TCubeTiling mmTiling;             // matmul of the largest run (MaxRunRows x N x H)
+    aag::Geom geom;                                    // sizes + plan (op_kernel/aag_bmm_offsets.h)
+    uint64_t userWorkspaceBytes;                       // aag::Workspace(geom, elemBytes).totalBytes
+    uint32_t aivNum;                                   // vector cores used by copies / epilogue
+    uint32_t ubBytes;                                  // unified buffer bytes per vector core
+    uint32_t copyUbBytes;                              // UB bytes the assemble copy may use
+    uint32_t epiColChunk;                              // epilogue columns per UB pass (floats)
+};
+
+#endif  // MOE_MC2_AAG_BMM_TILING_DATA_H
