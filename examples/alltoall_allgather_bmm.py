@@ -1,0 +1,71 @@
+"""The seed's usage example, runnable with torchrun.
+
+    torchrun --nproc-per-node 8 examples/alltoall_allgather_bmm.py               # CPU, gloo
+    torchrun --nproc-per-node 8 examples/alltoall_allgather_bmm.py --backend hccl  # Ascend NPU
+
+Groups are built as in the seed: ep group k = ranks [j + ep*k], tp group k = ranks [j*ep + k].
+On an NPU with the moe_mc2 OPP package installed the call runs the fused kernel; elsewhere the
+portable overlapped runtime. Rank 0 writes y_<n>.bin like the seed when --save is given.
+"""
+import argparse
+import os
+
+import torch
+import torch.distributed as dist
+
+import moe_mc2
+from moe_mc2.launch import build_ep_tp_groups
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--backend", default="gloo", choices=("gloo", "nccl", "hccl"))
+    p.add_argument("--ep", type=int, default=4)
+    p.add_argument("--tp", type=int, default=2)
+    p.add_argument("--E", type=int, default=4)
+    p.add_argument("--C", type=int, default=1024)
+    p.add_argument("--H", type=int, default=1024)
+    p.add_argument("--M", type=int, default=8192)
+    p.add_argument("--shard-type", type=int, default=1, choices=(0, 1))
+    p.add_argument("--act", default="None")
+    p.add_argument("--transpose-weight", action="store_true")
+    p.add_argument("--save", action="store_true")
+    a = p.parse_args()
+
+    rank = int(os.environ["RANK"])
+    device = torch.device("cpu")
+    if a.backend == "hccl":
+        import torch_npu  # noqa: F401  (registers the npu device and hccl)
+        torch.npu.set_device(int(os.environ.get("LOCAL_RANK", rank)))
+        device = torch.device("npu")
+    elif a.backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
+        device = torch.device("cuda")
+    dist.init_process_group(a.backend)
+    if dist.get_world_size() != a.ep * a.tp:
+        raise SystemExit(f"world size {dist.get_world_size()} != ep*tp = {a.ep * a.tp}")
+    ep_group, tp_group = build_ep_tp_groups(a.ep, a.tp)
+
+    dtype = torch.float16 if device.type != "cpu" else torch.bfloat16
+    El, N = a.E // a.ep, a.M // a.tp
+    x_shape = (a.E, a.C // a.tp, a.H) if a.shard_type == 1 else (a.E, a.C, a.H // a.tp)
+    x = torch.rand(x_shape).to(device, dtype)
+    if a.transpose_weight:
+        weight = torch.rand(El, N, a.H).to(device, dtype).transpose(1, 2)  # no copy: the op takes it as is
+    else:
+        weight = torch.rand(El, a.H, N).to(device, dtype)
+    bias = torch.rand(El, 1, N).to(device, torch.float16 if dtype == torch.float16 else torch.float32)
+
+    y1, y2, y3 = moe_mc2.npu_alltoall_allgather_bmm(
+        x, weight, bias=bias, group_ep=ep_group, group_ep_worldsize=a.ep, group_tp=tp_group,
+        group_tp_worldsize=a.tp, shard_type=a.shard_type, act_type=a.act, need_allgather_out=True,
+        need_activation_feature=False)
+    print(f"rank {rank}: y1 {tuple(y1.shape)} y2 {tuple(y2.shape)} y3 {tuple(y3.shape)}", flush=True)
+    if rank == 0 and a.save:
+        for n, y in enumerate((y1, y2, y3)):
+            y.float().cpu().numpy().tofile(f"./y_{n}.bin")
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
