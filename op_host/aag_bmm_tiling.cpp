@@ -15,47 +15,18 @@
 
 #include "core/aag_bmm_planner.h"
 #include "core/aag_bmm_rules.h"
+#include "aag_bmm_gert_glue.h"
 #include "../op_kernel/aag_bmm_tiling_data.h"
 
 namespace optiling {
 
 namespace {
 
-constexpr size_t kX = 0;
-constexpr size_t kWeight = 1;
-constexpr size_t kBias = 2;
-constexpr size_t kAttrGroupEp = 0;
-constexpr size_t kAttrGroupTp = 1;
-constexpr size_t kAttrEp = 2;
-constexpr size_t kAttrTp = 3;
-constexpr size_t kAttrShard = 4;
-constexpr size_t kAttrAct = 5;
-constexpr size_t kAttrTransposeW = 6;
-constexpr size_t kAttrY2 = 7;
-constexpr size_t kAttrY3 = 8;
+using namespace moe_mc2_glue;
 
 // HcclCMDType values (HCCL high-level API tiling documentation)
 constexpr uint32_t kHcclCmdAllGather = 6U;
 constexpr uint32_t kHcclCmdAlltoAllV = 8U;
-
-std::vector<int64_t> Dims(const gert::Shape &s)
-{
-    std::vector<int64_t> d(s.GetDimNum());
-    for (size_t k = 0; k < d.size(); ++k) {
-        d[k] = s.GetDim(k);
-    }
-    return d;
-}
-
-moe_mc2::DType FromGe(ge::DataType t)
-{
-    switch (t) {
-        case ge::DT_FLOAT16: return moe_mc2::DType::kFloat16;
-        case ge::DT_BF16: return moe_mc2::DType::kBFloat16;
-        case ge::DT_FLOAT: return moe_mc2::DType::kFloat32;
-        default: return moe_mc2::DType::kOther;
-    }
-}
 
 matmul_tiling::DataType MmType(moe_mc2::DType d)
 {
@@ -81,20 +52,7 @@ bool ReadArgs(gert::TilingContext *ctx, moe_mc2::Args &a)
     }
     a.xDtype = FromGe(ctx->GetInputDesc(kX)->GetDataType());
     a.weightDtype = FromGe(ctx->GetInputDesc(kWeight)->GetDataType());
-    const char *groupEp = attrs->GetStr(kAttrGroupEp);
-    const char *groupTp = attrs->GetStr(kAttrGroupTp);
-    a.groupEp = groupEp ? groupEp : "";
-    a.groupTp = groupTp ? groupTp : "";
-    a.ep = *attrs->GetInt(kAttrEp);
-    a.tp = *attrs->GetInt(kAttrTp);
-    a.shardType = *attrs->GetInt(kAttrShard);
-    a.actType = *attrs->GetInt(kAttrAct);
-    a.transposeWeight = *attrs->GetBool(kAttrTransposeW);
-    a.y2Flag = *attrs->GetBool(kAttrY2);
-    a.y3Flag = *attrs->GetBool(kAttrY3);
-    if (a.transposeWeight && a.weight.size() == 3U) {
-        std::swap(a.weight[1], a.weight[2]);  // stored (El, N, H) -> logical (El, H, N)
-    }
+    ReadAttrs(*attrs, a);
     return true;
 }
 

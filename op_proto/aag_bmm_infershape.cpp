@@ -8,50 +8,17 @@
 #include "register/op_impl_registry.h"
 #include "graph/utils/type_utils.h"
 #include "core/aag_bmm_rules.h"
+#include "aag_bmm_gert_glue.h"
 
 namespace {
 
-constexpr size_t kX = 0;
-constexpr size_t kWeight = 1;
-constexpr size_t kBias = 2;
-constexpr size_t kY1 = 0;
-constexpr size_t kY2 = 1;
-constexpr size_t kY3 = 2;
-// attribute indices: order of REG_OP / OpDef
-constexpr size_t kAttrGroupEp = 0;
-constexpr size_t kAttrGroupTp = 1;
-constexpr size_t kAttrEp = 2;
-constexpr size_t kAttrTp = 3;
-constexpr size_t kAttrShard = 4;
-constexpr size_t kAttrAct = 5;
-constexpr size_t kAttrTransposeW = 6;
-constexpr size_t kAttrY2 = 7;
-constexpr size_t kAttrY3 = 8;
-
-std::vector<int64_t> Dims(const gert::Shape &s)
-{
-    std::vector<int64_t> d(s.GetDimNum());
-    for (size_t k = 0; k < d.size(); ++k) {
-        d[k] = s.GetDim(k);
-    }
-    return d;
-}
+using namespace moe_mc2_glue;
 
 void SetDims(gert::Shape *s, const std::vector<int64_t> &d)
 {
     s->SetDimNum(d.size());
     for (size_t k = 0; k < d.size(); ++k) {
         s->SetDim(k, d[k]);
-    }
-}
-
-moe_mc2::DType FromGe(ge::DataType t)
-{
-    switch (t) {
-        case ge::DT_FLOAT16: return moe_mc2::DType::kFloat16;
-        case ge::DT_BF16: return moe_mc2::DType::kBFloat16;
-        case ge::DT_FLOAT: return moe_mc2::DType::kFloat32;
-        default: return moe_mc2::DType::kOther;
     }
 }
 
@@ -74,20 +41,7 @@ ge::graphStatus InferShapeAagBmm(gert::InferShapeContext *ctx)
     if (a.hasBias) {
         a.bias = Dims(*b);
     }
-    const char *ge_ = attrs->GetStr(kAttrGroupEp);
-    const char *gt_ = attrs->GetStr(kAttrGroupTp);
-    a.groupEp = ge_ ? ge_ : "";
-    a.groupTp = gt_ ? gt_ : "";
-    a.ep = *attrs->GetInt(kAttrEp);
-    a.tp = *attrs->GetInt(kAttrTp);
-    a.shardType = *attrs->GetInt(kAttrShard);
-    a.actType = *attrs->GetInt(kAttrAct);
-    a.transposeWeight = *attrs->GetBool(kAttrTransposeW);
-    a.y2Flag = *attrs->GetBool(kAttrY2);
-    a.y3Flag = *attrs->GetBool(kAttrY3);
-    if (a.transposeWeight && a.weight.size() == 3U) {
-        std::swap(a.weight[1], a.weight[2]);  // stored (El, N, H) -> logical (El, H, N)
-    }
+    ReadAttrs(*attrs, a);
     // dtypes are checked by InferDataType / tiling; shapes only here
     a.xDtype = a.weightDtype = moe_mc2::DType::kFloat16;
     a.biasDtype = moe_mc2::DType::kFloat16;
