@@ -13,3 +13,12 @@ from .ops import npu_alltoall_allgather_bmm
 __all__ = ["npu_alltoall_allgather_bmm", "Act", "ContractViolation", "ContractValueError", "ContractTypeError"]
 
 __version__ = "0.1.0"
+
+# The adjoint op (npu_bmm_reducescatter_alltoall), autograd of both ops, the ExpertMLP module.
+from . import adjoint_ops as _adjoint_ops  # noqa: E402
+from . import autograd as _autograd  # noqa: E402
+from .adjoint_ops import npu_bmm_reducescatter_alltoall  # noqa: E402
+from .nn import ExpertMLP  # noqa: E402
+
+__all__ += ["npu_bmm_reducescatter_alltoall", "ExpertMLP"]
+from .integration import register_all as _register_integrations; _register_integrations()  # noqa: E402,E702

@@ -1,0 +1,72 @@
+"""torch.library registration of `moe_mc2::npu_bmm_reducescatter_alltoall`: schema, fake, kernels.
+
+BatchMatMul -> ReduceScatter over tp -> bias -> AllToAll over ep (SPEC.md, "The companion op").
+It is the row-parallel second linear of an MoE MLP and, with bias=None, the gradient route of
+`npu_alltoall_allgather_bmm` with respect to x. Autograd for both ops lives in `autograd.py`.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from .contract import adjoint_rules
+from .contract.names import ADJOINT_OP_NAME, LIBRARY
+
+ADJOINT_SCHEMA = (
+    "(Tensor x, Tensor weight, *, Tensor? bias=None, str group_ep, int group_ep_worldsize, "
+    "str group_tp, int group_tp_worldsize, int shard_type=0) -> Tensor"
+)
+ADJOINT_QUALNAME = f"{LIBRARY}::{ADJOINT_OP_NAME}"
+
+torch.library.define(ADJOINT_QUALNAME, ADJOINT_SCHEMA)
+
+
+def check_adjoint_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, *, portable=True):
+    """SPEC's rules on real or fake tensors; returns the call's sizes."""
+    return adjoint_rules.check_adjoint(
+        tuple(x.shape), x.dtype, tuple(weight.shape), weight.dtype,
+        None if bias is None else tuple(bias.shape), None if bias is None else bias.dtype,
+        group_ep=group_ep, ep=ep, group_tp=group_tp, tp=tp, shard_type=shard_type, portable=portable)
+
+
+@torch.library.register_fake(ADJOINT_QUALNAME)
+def _adjoint_fake(x, weight, *, bias=None, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize, shard_type=0):
+    s = check_adjoint_tensors(x, weight, bias, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize, shard_type)
+    return x.new_empty(s.out)
+
+
+@torch.library.impl(ADJOINT_QUALNAME, ("cpu", "cuda"))
+def _adjoint_portable(x, weight, *, bias=None, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize,
+                      shard_type=0):
+    from .runtime import adjoint
+
+    return adjoint.run(x, weight, bias, group_ep=group_ep, ep=group_ep_worldsize, group_tp=group_tp,
+                       tp=group_tp_worldsize, shard_type=shard_type)
+
+
+def npu_bmm_reducescatter_alltoall(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    *,
+    bias: Optional[torch.Tensor] = None,
+    group_ep,
+    group_ep_worldsize: int,
+    group_tp,
+    group_tp_worldsize: int,
+    shard_type: Optional[int] = 0,
+) -> torch.Tensor:
+    """bmm -> ReduceScatter over tp -> bias -> AllToAll over ep; returns `out`.
+
+    x `(E/ep, ep*C, M/tp)`, weight logically `(E/ep, M/tp, H)` (any strides, e.g. the transpose
+    of the forward op's weight), bias `(E/ep, Hb)` or `(E/ep, 1, Hb)`; out `(E, C/tp, H)` for
+    shard_type 1, `(E, C, H/tp)` for shard_type 0 (Hb = H or H/tp likewise). `group_ep`/`group_tp`
+    are ProcessGroups or their `group_name`s. Semantics: SPEC.md.
+    """
+    from .runtime.groups import group_name
+
+    return torch.ops.moe_mc2.npu_bmm_reducescatter_alltoall(
+        x, weight, bias=bias,
+        group_ep=group_name(group_ep), group_ep_worldsize=group_ep_worldsize,
+        group_tp=group_name(group_tp), group_tp_worldsize=group_tp_worldsize,
+        shard_type=0 if shard_type is None else shard_type)

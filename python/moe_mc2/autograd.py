@@ -1,0 +1,227 @@
+"""Autograd of both ops, each expressed through the other (they are adjoint routes).
+
+Forward op  (y1, y2, y3) = F(x, weight, bias): y3 = bmm(gather(x), weight) + bias, y1 = act(y3)
+  g3          = g1 * act'(y3) (+ the gradient of y3 when the user took it)
+  grad_weight = y2^T g3                       (per rank, local)
+  grad_bias   = sum over rows of g3           (per rank, shaped like bias)
+  grad_x      = npu_bmm_reducescatter_alltoall(g3, weight^T)   (+ route(g2) if y2 was used)
+Adjoint op  out = A(x, weight, bias): out = route(bmm(x, weight)) + bias
+  y1, y2, _   = npu_alltoall_allgather_bmm(g, weight^T, act None, need_allgather_out)
+  grad_x      = y1,  grad_weight = x^T y2,  grad_bias = the rows of y2 this rank's bias fed.
+
+Why not `torch.library.register_autograd`: both schemas take `bias` keyword-only, and
+register_autograd refuses kwarg-only Tensor arguments (NotImplementedError in torch 2.13). So the
+same structure - a `setup_context` that saves only what backward needs and a `backward` - is
+installed as the ops' Autograd kernels (`torch.library.Library.impl(..., "Autograd")`) around an
+autograd.Function that redispatches below autograd, exactly what register_autograd generates.
+
+What is saved: y2 only when weight needs a gradient (the forward is asked for y2 internally; the
+user's y2 stays empty if they did not ask), y3 when the activation needs it (Relu uses y1 > 0
+instead), weight when x needs a gradient. Double backward is not supported.
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+
+from . import adjoint_ops  # noqa: F401  (defines the adjoint op)
+from .contract import activations
+from .contract.activations import Act
+from .contract.names import ADJOINT_OP_NAME, LIBRARY, OP_NAME
+from .contract.rules import is_transposed_weight
+
+_lib = torch.library.Library(LIBRARY, "IMPL")
+
+_FORWARD_DEFAULTS = dict(shard_type=0, act_type=0, need_allgather_out=False, need_activation_feature=False)
+
+
+def _below_autograd(op, keyset, *args, **kwargs):
+    with torch._C._AutoDispatchBelowAutograd():
+        return op.redispatch(keyset & torch._C._after_autograd_keyset, *args, **kwargs)
+
+
+def _needs_grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def _matmul32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Batched a @ b with an fp32 result (bf16 uses the native GEMM; fp16 is upcast on CPU)."""
+    if a.dtype == torch.float32 or (a.dtype == torch.float16 and a.device.type == "cpu"):
+        return torch.bmm(a.float(), b.float())
+    if a.device.type == "cuda":
+        return torch.bmm(a, b, out_dtype=torch.float32)
+    return torch.bmm(a, b).float()
+
+
+def _grad_weight(a: torch.Tensor, g: torch.Tensor, dtype: torch.dtype, transposed: bool) -> torch.Tensor:
+    """a^T g (El, K, N) in `dtype`; laid out like a transposed weight when the weight was one."""
+    if transposed:
+        return _matmul32(g.transpose(1, 2), a).to(dtype).transpose(1, 2)
+    return _matmul32(a.transpose(1, 2), g).to(dtype)
+
+
+# --- the forward op ----------------------------------------------------------------------------
+
+def forward_setup_context(ctx, inputs, keyword_only_inputs, output, *, needs):
+    """Save what the backward of npu_alltoall_allgather_bmm needs (see the module doc)."""
+    x, weight = inputs
+    kw = keyword_only_inputs
+    bias = kw.get("bias")
+    y1, y2, y3 = output
+    act = kw["act_type"]
+    need_x, need_w, _need_b = needs
+    ctx.kw = kw
+    ctx.bias_meta = None if bias is None else (tuple(bias.shape), bias.dtype)
+    ctx.x_dtype = x.dtype
+    ctx.w_dtype, ctx.w_transposed = weight.dtype, is_transposed_weight(weight)
+    ctx.act = act
+    if act == Act.RELU:
+        act_src = y1
+    elif act != Act.NONE:
+        act_src = y3
+    else:
+        act_src = None
+    ctx.save_for_backward(weight if need_x else None, y2 if need_w else None, act_src)
+
+
+def forward_backward(ctx, g1, g2, g3u):
+    weight, y2, act_src = ctx.saved_tensors
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    kw = ctx.kw
+    if g1 is None and g3u is None and g2 is None:
+        return None, None, None, None
+    g3 = None
+    if g1 is not None:
+        g3 = g1.float()
+        if ctx.act == Act.RELU:
+            g3 = g3 * (act_src > 0)
+        elif ctx.act != Act.NONE:
+            g3 = g3 * activations.derivative(act_src.float(), ctx.act)
+    if g3u is not None and g3u.numel():
+        g3 = g3u.float() if g3 is None else g3 + g3u.float()
+    grad_x = grad_w = grad_b = None
+    if g3 is not None:
+        g3c = g3.to(ctx.x_dtype)
+        if need_x:
+            grad_x = torch.ops.moe_mc2.npu_bmm_reducescatter_alltoall(
+                g3c, weight.transpose(1, 2), group_ep=kw["group_ep"], group_ep_worldsize=kw["group_ep_worldsize"],
+                group_tp=kw["group_tp"], group_tp_worldsize=kw["group_tp_worldsize"], shard_type=kw["shard_type"])
+        if need_w:
+            grad_w = _grad_weight(y2, g3c, ctx.w_dtype, ctx.w_transposed)
+        if need_b and ctx.bias_meta is not None:
+            shape, dtype = ctx.bias_meta
+            grad_b = g3.sum(1).reshape(shape).to(dtype)
+    if need_x and g2 is not None and g2.numel():
+        from .runtime import adjoint
+
+        routed = adjoint.run(g2, None, None, group_ep=kw["group_ep"], ep=kw["group_ep_worldsize"],
+                             group_tp=kw["group_tp"], tp=kw["group_tp_worldsize"], shard_type=kw["shard_type"])
+        grad_x = routed if grad_x is None else grad_x + routed
+    return grad_x, grad_w, grad_b, None
+
+
+class _ForwardFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, meta):
+        keyset, kw, needs = meta
+        act = kw["act_type"]
+        user_y2, user_y3 = bool(kw["need_allgather_out"]), bool(kw["need_activation_feature"]) and act != 0
+        run_kw = dict(kw)
+        run_kw["need_allgather_out"] = user_y2 or needs[1]
+        run_kw["need_activation_feature"] = user_y3 or act not in (Act.NONE, Act.RELU)
+        y1, y2, y3 = _below_autograd(_FORWARD_OP, keyset, x, weight, bias=bias, **run_kw)
+        forward_setup_context(ctx, (x, weight), dict(run_kw, bias=bias), (y1, y2, y3), needs=needs)
+        ctx.set_materialize_grads(False)
+        empty = x.new_empty((0,))
+        out2 = y2 if user_y2 else empty
+        out3 = y3 if user_y3 else x.new_empty((0,))
+        for t in (out2, out3):
+            if t.numel() == 0:
+                ctx.mark_non_differentiable(t)
+        return y1, out2, out3
+
+    @staticmethod
+    def backward(ctx, g1, g2, g3):
+        return forward_backward(ctx, g1, g2, g3)
+
+
+def _forward_autograd(keyset, x, weight, **kw):
+    kw = {**_FORWARD_DEFAULTS, **kw}
+    bias = kw.pop("bias", None)
+    if not _needs_grad(x, weight, bias):
+        return _below_autograd(_FORWARD_OP, keyset, x, weight, bias=bias, **kw)
+    needs = tuple(t is not None and t.requires_grad for t in (x, weight, bias))
+    return _ForwardFn.apply(x, weight, bias, (keyset, kw, needs))
+
+
+# --- the adjoint op ----------------------------------------------------------------------------
+
+def adjoint_setup_context(ctx, inputs, keyword_only_inputs, output, *, needs):
+    """Save what the backward of npu_bmm_reducescatter_alltoall needs: x (for grad_weight), weight (for grad_x)."""
+    x, weight = inputs
+    kw = keyword_only_inputs
+    bias = kw.get("bias")
+    need_x, need_w, _ = needs
+    ctx.kw = kw
+    ctx.bias_meta = None if bias is None else (tuple(bias.shape), bias.dtype)
+    ctx.w_dtype, ctx.w_transposed = weight.dtype, is_transposed_weight(weight)
+    ctx.save_for_backward(x if need_w else None, weight)
+
+
+def adjoint_backward(ctx, g):
+    x, weight = ctx.saved_tensors
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
+    if g is None:
+        return None, None, None, None
+    kw = ctx.kw
+    want_y2 = bool(need_w or (need_b and ctx.bias_meta is not None))
+    y1, y2, _ = torch.ops.moe_mc2.npu_alltoall_allgather_bmm(
+        g.contiguous(), weight.transpose(1, 2), group_ep=kw["group_ep"], group_ep_worldsize=kw["group_ep_worldsize"],
+        group_tp=kw["group_tp"], group_tp_worldsize=kw["group_tp_worldsize"], shard_type=kw["shard_type"],
+        act_type=0, need_allgather_out=want_y2)
+    grad_x = y1 if need_x else None
+    grad_w = _grad_weight(x, y2, ctx.w_dtype, ctx.w_transposed) if need_w else None
+    grad_b = None
+    if need_b and ctx.bias_meta is not None:
+        from .runtime.groups import resolve
+
+        tp = kw["group_tp_worldsize"]
+        t = dist.get_rank(resolve(ADJOINT_OP_NAME, "group_tp", kw["group_tp"], tp))
+        El, rows, H = y2.shape
+        ep = kw["group_ep_worldsize"]
+        if kw["shard_type"] == 1:  # bias_(i,t) fed rows j*C + t*Ct + c of every j
+            part = y2.view(El, ep, tp, rows // (ep * tp), H)[:, :, t]
+        else:  # ... and columns t*Ht + k of rows j*C + c
+            part = y2.view(El, rows, tp, H // tp)[:, :, t]
+        shape, dtype = ctx.bias_meta
+        grad_b = part.float().reshape(El, -1, part.shape[-1]).sum(1).reshape(shape).to(dtype)
+    return grad_x, grad_w, grad_b, None
+
+
+class _AdjointFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, meta):
+        keyset, kw, needs = meta
+        out = _below_autograd(_ADJOINT_OP, keyset, x, weight, bias=bias, **kw)
+        adjoint_setup_context(ctx, (x, weight), dict(kw, bias=bias), out, needs=needs)
+        ctx.set_materialize_grads(False)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        return adjoint_backward(ctx, g)
+
+
+def _adjoint_autograd(keyset, x, weight, **kw):
+    kw = {"shard_type": 0, **kw}
+    bias = kw.pop("bias", None)
+    if not _needs_grad(x, weight, bias):
+        return _below_autograd(_ADJOINT_OP, keyset, x, weight, bias=bias, **kw)
+    needs = tuple(t is not None and t.requires_grad for t in (x, weight, bias))
+    return _AdjointFn.apply(x, weight, bias, (keyset, kw, needs))
+
+
+_FORWARD_OP = getattr(torch.ops.moe_mc2, OP_NAME).default
+_ADJOINT_OP = getattr(torch.ops.moe_mc2, ADJOINT_OP_NAME).default
+_lib.impl(OP_NAME, _forward_autograd, "Autograd", with_keyset=True)
+_lib.impl(ADJOINT_OP_NAME, _adjoint_autograd, "Autograd", with_keyset=True)

@@ -1,0 +1,390 @@
+"""`python -m moe_mc2 bench`: the fused op against what a user writes today, on local CPU ranks.
+
+One run starts ep x tp ranks (LocalWorld, gloo) and measures, after warm-up, the medians of
+  comm     AllToAll over ep + AllGather over tp of the op's bytes (what the fused op must hide)
+  compute  the batched matmul + fp32 epilogue (bias, activation) on already-gathered input
+  unfused  all_to_all_single -> permute copy -> all_gather -> permute copy -> bmm -> bias -> activation
+  fused    moe_mc2.npu_alltoall_allgather_bmm
+An iteration's time is the slowest rank's (all ranks start together after a barrier).
+  speedup = unfused / fused;   overlap = (comm + compute - fused) / min(comm, compute)
+(overlap 1: the shorter of comm and compute is fully hidden; 0: none; < 0: fused is slower than
+doing both back to back).
+
+Peak memory ("peak_mb") counts the bytes of tensor storage the call allocates and holds at
+once, inputs excluded: a TorchDispatchMode sees every tensor an op creates inside the call, and
+a weak reference per storage tells when it is freed. (For the fused op the mode runs around its
+CPU kernel, runtime/forward.run: around the registered op it would only see the op's outputs.) It is measured in a separate, untimed
+iteration (the mode's bookkeeping would skew timings). It does not see the communication
+library's internal buffers (gloo's are the same for both variants) nor allocator caching;
+torch has no CPU allocator statistics and RSS high-water marks on glibc are dominated by malloc's
+arena reuse, so tensor bytes are the stable, comparable measure.
+
+--plot FILE draws one traced fused iteration per rank: comm spans (collectives from issue to
+completion, on gloo's threads) over compute spans (runtime/trace.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import torch
+
+DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
+          "float32": torch.float32, "fp32": torch.float32}
+
+
+@dataclass
+class BenchConfig:
+    ep: int = 2
+    tp: int = 2
+    E: int = 8
+    C: int = 512
+    H: int = 1024
+    M: int = 2048
+    dtype: str = "bfloat16"
+    iters: int = 10
+    warmup: int = 3
+    shard_type: int = 1
+    act: str = "GELU"
+    bias: bool = False
+    threads_per_rank: int = 0  # 0: cores / ranks (at least 1)
+
+    @property
+    def torch_dtype(self):
+        return DTYPES[self.dtype]
+
+
+# --- what runs on every rank ------------------------------------------------------------------
+
+def _inputs(ctx, cfg: BenchConfig):
+    from .contract.rules import bias_dtype_for
+
+    g = torch.Generator().manual_seed(100 + ctx.rank)
+    dt = cfg.torch_dtype
+    El, Nt = cfg.E // cfg.ep, cfg.M // cfg.tp
+    xs = (cfg.E, cfg.C // cfg.tp, cfg.H) if cfg.shard_type == 1 else (cfg.E, cfg.C, cfg.H // cfg.tp)
+    x = torch.randn(xs, generator=g).to(dt)
+    w = (torch.randn(El, cfg.H, Nt, generator=g) / cfg.H ** 0.5).to(dt)
+    b = torch.randn(El, Nt, generator=g).to(bias_dtype_for(dt)) if cfg.bias else None
+    return x, w, b
+
+
+def _comm_only(ctx, cfg, x):
+    """AllToAll + AllGather of the op's bytes, back to back (the fused op's communication)."""
+    from .runtime import collectives
+
+    recv = torch.empty_like(x)
+    collectives.all_to_all(recv, x, ctx.ep_group, async_op=False)
+    gathered = x.new_empty((cfg.tp * x.shape[0],) + tuple(x.shape[1:]))
+    collectives.all_gather(gathered, recv, ctx.tp_group, async_op=False)
+    return gathered
+
+
+def _compute_only(cfg, y2, w, b, act, chunk_rows: int = 128):
+    """bmm + fp32 epilogue on the gathered input: the fused op's arithmetic without its comm.
+
+    One untiled bmm (the GEMM at its best efficiency), then the runtime's epilogue over chunks
+    of <= chunk_rows rows per expert (cache-sized, as the pipeline's tiles are): a lower bound
+    of the fused op's compute.
+    """
+    from .runtime.numerics import TileMath, epilogue
+
+    tm = TileMath(y2.dtype, y2.device)
+    El, rows = y2.shape[0], y2.shape[1]
+    acc = torch.empty((El, rows, w.shape[2]), dtype=torch.float32)
+    tm.matmul(y2, tm.weight_block(w), acc)
+    y1 = torch.empty(acc.shape, dtype=y2.dtype)
+    b32 = None if b is None else b.float().reshape(El, 1, -1)
+    for e in range(El):
+        for r0 in range(0, rows, chunk_rows):
+            r1 = min(rows, r0 + chunk_rows)
+            epilogue(acc[e, r0:r1], None if b32 is None else b32[e], act, y2.dtype, y1[e, r0:r1], None)
+    return y1
+
+
+def unfused(ctx, cfg, x, w, b, act):
+    """The sequence a user writes today with torch.distributed and torch ops."""
+    import torch.distributed as dist
+
+    from .contract import activations
+
+    ep, tp = cfg.ep, cfg.tp
+    El = cfg.E // ep
+    a2a = torch.empty_like(x)
+    dist.all_to_all_single(a2a, x, group=ctx.ep_group)
+    local = a2a.view(ep, El, *x.shape[1:]).permute(1, 0, 2, 3).contiguous()  # (El, ep, rows, cols)
+    gathered = local.new_empty((tp * El,) + tuple(local.shape[1:]))  # gloo: concatenated along dim 0
+    (getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor)(gathered, local, group=ctx.tp_group)
+    gathered = gathered.view((tp,) + tuple(local.shape))
+    if cfg.shard_type == 1:  # (tp, El, ep, Ct, H) -> (El, ep, tp, Ct, H) -> (El, ep*C, H)
+        y2 = gathered.permute(1, 2, 0, 3, 4).reshape(El, ep * cfg.C, cfg.H)
+    else:  # (tp, El, ep, C, Ht) -> (El, ep, C, tp, Ht) -> (El, ep*C, H)
+        y2 = gathered.permute(1, 2, 3, 0, 4).reshape(El, ep * cfg.C, cfg.H)
+    y = torch.bmm(y2, w)
+    if b is not None:
+        y = y + b.reshape(El, 1, -1).to(y.dtype)
+    return activations.apply(y, act)
+
+
+def fused(ctx, cfg, x, w, b, act):
+    from .ops import npu_alltoall_allgather_bmm
+
+    return npu_alltoall_allgather_bmm(
+        x, w, bias=b, group_ep=ctx.ep_group, group_ep_worldsize=cfg.ep, group_tp=ctx.tp_group,
+        group_tp_worldsize=cfg.tp, shard_type=cfg.shard_type, act_type=act)[0]
+
+
+def fused_kernel(ctx, cfg, x, w, b, act):
+    """The fused op's CPU kernel called directly (runtime/forward.run): for the memory count, where
+    a dispatch mode must see the kernel's own allocations (it sees a custom op only as one call)."""
+    from .runtime import forward
+
+    return forward.run(x, w, b, group_ep=ctx.group_ep, ep=cfg.ep, group_tp=ctx.group_tp, tp=cfg.tp,
+                       shard_type=cfg.shard_type, act_type=act, need_allgather_out=False,
+                       need_activation_feature=False)[0]
+
+
+class _LiveBytes(torch.utils._python_dispatch.TorchDispatchMode):
+    """Peak bytes of tensor storage created inside the mode and still alive (see module doc)."""
+
+    def __init__(self):
+        super().__init__()
+        from torch.multiprocessing.reductions import StorageWeakRef
+
+        self._ref = StorageWeakRef
+        self.live: Dict[int, tuple] = {}
+        self.current = self.peak = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                st = t.untyped_storage()
+                key = st.data_ptr()
+                if key and key not in self.live:
+                    self.live[key] = (self._ref(st), st.nbytes())
+                    self.current += st.nbytes()
+        for key in [k for k, (ref, _) in self.live.items() if ref.expired()]:
+            self.current -= self.live.pop(key)[1]
+        self.peak = max(self.peak, self.current)
+        return out
+
+
+def _timed(ctx, fn, iters, warmup, label, progress):
+    import torch.distributed as dist
+
+    times = []
+    for k in range(warmup + iters):
+        dist.barrier()
+        t0 = time.perf_counter()
+        fn()
+        dt = torch.tensor([time.perf_counter() - t0], dtype=torch.float64)
+        dist.all_reduce(dt, op=dist.ReduceOp.MAX)
+        if k >= warmup:
+            times.append(dt.item())
+        if progress and ctx.rank == 0:
+            phase = "warm-up" if k < warmup else f"{k - warmup + 1}/{iters}"
+            print(f"[bench] {label:<8} {phase:<8} {dt.item() * 1e3:8.2f} ms", file=sys.stderr, flush=True)
+    return times
+
+
+def _peak_bytes(fn) -> int:
+    import gc
+
+    gc.collect()
+    with _LiveBytes() as mode:
+        out = fn()
+        del out
+    return mode.peak
+
+
+def bench_rank(ctx, cfg: BenchConfig, progress: bool = True, trace_fused: bool = False):
+    """Every measurement on this rank; returns medians (s), peaks (bytes) and optional spans."""
+    from .contract.activations import parse_act_type
+    from .runtime import trace
+
+    act = parse_act_type(cfg.act)
+    x, w, b = _inputs(ctx, cfg)
+    y2 = _comm_only(ctx, cfg, x)  # the gathered bytes; only their shape matters for timing compute
+    El = cfg.E // cfg.ep
+    y2 = y2.reshape(El, cfg.ep * cfg.C, cfg.H) if cfg.shard_type == 1 else y2.view(-1)[: El * cfg.ep * cfg.C * cfg.H].view(
+        El, cfg.ep * cfg.C, cfg.H)
+    runs = {
+        "comm": lambda: _comm_only(ctx, cfg, x),
+        "compute": lambda: _compute_only(cfg, y2, w, b, act),
+        "unfused": lambda: unfused(ctx, cfg, x, w, b, act),
+        "fused": lambda: fused(ctx, cfg, x, w, b, act),
+    }
+    out = {"times": {}, "peak": {}}
+    for name, fn in runs.items():
+        out["times"][name] = _timed(ctx, fn, cfg.iters, cfg.warmup, name, progress)
+    import torch.distributed as dist
+
+    mem_runs = {"unfused": runs["unfused"], "fused": lambda: fused_kernel(ctx, cfg, x, w, b, act)}
+    for name, fn in mem_runs.items():
+        dist.barrier()
+        out["peak"][name] = _peak_bytes(fn)
+    if trace_fused:
+        dist.barrier()
+        trace.enable(True)
+        t0 = time.perf_counter()
+        runs["fused"]()
+        t1 = time.perf_counter()
+        time.sleep(0.05)  # let completion callbacks land
+        spans = trace.collect()
+        trace.enable(False)
+        out["spans"] = [(k, lab, s - t0, e - t0) for k, lab, s, e in spans]
+        out["span_total"] = t1 - t0
+    return out
+
+
+# --- the driver ---------------------------------------------------------------------------------
+
+def summarize(per_rank: List[dict]) -> Dict[str, float]:
+    r0 = per_rank[0]
+    med = {k: statistics.median(v) * 1e3 for k, v in r0["times"].items()}  # already max over ranks
+    comm, compute, fused_ms, unfused_ms = med["comm"], med["compute"], med["fused"], med["unfused"]
+    peak = {k: max(r["peak"][k] for r in per_rank) / 2 ** 20 for k in ("fused", "unfused")}
+    return {
+        "fused_ms": round(fused_ms, 3),
+        "unfused_ms": round(unfused_ms, 3),
+        "comm_ms": round(comm, 3),
+        "compute_ms": round(compute, 3),
+        "speedup": round(unfused_ms / fused_ms, 3),
+        "overlap": round((comm + compute - fused_ms) / max(min(comm, compute), 1e-9), 3),
+        "fused_peak_mb": round(peak["fused"], 4),
+        "unfused_peak_mb": round(peak["unfused"], 4),
+    }
+
+
+def table(cfg: BenchConfig, s: Dict[str, float]) -> str:
+    lines = [
+        f"npu_alltoall_allgather_bmm on {cfg.ep}x{cfg.tp} CPU ranks (gloo): E={cfg.E} C={cfg.C} H={cfg.H} "
+        f"M={cfg.M} {cfg.dtype} shard_type={cfg.shard_type} act={cfg.act}{' bias' if cfg.bias else ''}, "
+        f"median of {cfg.iters} after {cfg.warmup} warm-up",
+        f"{'what':<34}{'ms':>10}{'peak MB':>10}",
+        f"{'comm only (AllToAll + AllGather)':<34}{s['comm_ms']:>10.2f}{'':>10}",
+        f"{'compute only (bmm + epilogue)':<34}{s['compute_ms']:>10.2f}{'':>10}",
+        f"{'unfused sequence':<34}{s['unfused_ms']:>10.2f}{s['unfused_peak_mb']:>10.2f}",
+        f"{'fused op':<34}{s['fused_ms']:>10.2f}{s['fused_peak_mb']:>10.2f}",
+        f"speedup (unfused / fused) = {s['speedup']:.2f}    "
+        f"overlap ((comm + compute - fused) / min) = {s['overlap']:.2f}",
+    ]
+    return "\n".join(lines)
+
+
+def plot_timeline(per_rank: List[dict], path: str, cfg: BenchConfig, summary: Optional[dict] = None) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"compute": "#1f77b4", "comm": "#ff7f0e", "wait": "#d62728"}
+    n = len(per_rank)
+    fig, ax = plt.subplots(figsize=(12, 1.2 + 0.9 * n))
+    for r, res in enumerate(per_rank):
+        y = n - 1 - r
+        for kind, label, s, e in res.get("spans", []):
+            lane = {"comm": 0.45, "compute": 0.0, "wait": 0.0}.get(kind, 0.0)
+            h = 0.4
+            ax.broken_barh([(s * 1e3, max(e - s, 1e-6) * 1e3)], (y + lane - 0.45, h),
+                           facecolors=colors.get(kind, "#7f7f7f"), edgecolor="white", linewidth=0.3,
+                           alpha=0.6 if kind == "comm" else 0.9)
+        ax.axvline(res.get("span_total", 0) * 1e3, ymin=0, ymax=1, color="k", lw=0.4, ls=":")
+    ax.set_yticks([n - 1 - r for r in range(n)])
+    ax.set_yticklabels([f"rank {r} (i={r % cfg.ep}, t={r // cfg.ep})" for r in range(n)])
+    ax.set_xlabel("ms since the call started (upper lane: collectives in flight; lower: compute / waits)")
+    title = f"fused op timeline, {cfg.ep}x{cfg.tp} ranks, E={cfg.E} C={cfg.C} H={cfg.H} M={cfg.M} {cfg.dtype}"
+    if summary:
+        title += f"  (fused {summary['fused_ms']:.1f} ms, speedup {summary['speedup']:.2f}, overlap {summary['overlap']:.2f})"
+    ax.set_title(title, fontsize=9)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=c, label=k) for k, c in colors.items()], loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def parse_args(argv) -> tuple:
+    p = argparse.ArgumentParser(prog="python -m moe_mc2 bench", description=__doc__.split("\n\n")[0])
+    d = BenchConfig()
+    p.add_argument("--ep", type=int, default=d.ep)
+    p.add_argument("--tp", type=int, default=d.tp)
+    p.add_argument("--E", type=int, default=d.E)
+    p.add_argument("--C", type=int, default=d.C)
+    p.add_argument("--H", type=int, default=d.H)
+    p.add_argument("--M", type=int, default=d.M)
+    p.add_argument("--dtype", choices=sorted(DTYPES), default=d.dtype)
+    p.add_argument("--iters", type=int, default=d.iters)
+    p.add_argument("--warmup", type=int, default=d.warmup)
+    p.add_argument("--shard-type", type=int, choices=(0, 1), default=d.shard_type)
+    p.add_argument("--act", default=d.act, help="None, GELU, Silu, Relu, FastGELU (any case)")
+    p.add_argument("--bias", action="store_true", help="add a bias (El, M/tp)")
+    p.add_argument("--threads-per-rank", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON line last")
+    p.add_argument("--plot", metavar="FILE", help="write a per-rank timeline of one fused call (PNG)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    a = p.parse_args(argv)
+    cfg = BenchConfig(ep=a.ep, tp=a.tp, E=a.E, C=a.C, H=a.H, M=a.M, dtype=a.dtype, iters=a.iters, warmup=a.warmup,
+                      shard_type=a.shard_type, act=a.act, bias=a.bias, threads_per_rank=a.threads_per_rank)
+    return cfg, a
+
+
+def validate(cfg: BenchConfig):
+    """The op's rules on the benchmark's shapes, before any process starts."""
+    from .contract.activations import parse_act_type
+    from .contract.rules import check_forward
+
+    xs = (cfg.E, cfg.C // cfg.tp, cfg.H) if cfg.shard_type == 1 else (cfg.E, cfg.C, cfg.H // cfg.tp)
+    if (cfg.shard_type == 1 and cfg.C % cfg.tp) or (cfg.shard_type == 0 and cfg.H % cfg.tp) or cfg.M % cfg.tp:
+        raise ValueError(f"C (shard_type 1) or H (shard_type 0) and M must be multiples of tp={cfg.tp}")
+    check_forward(xs, cfg.torch_dtype, (cfg.E // cfg.ep, cfg.H, cfg.M // cfg.tp), cfg.torch_dtype, None, None,
+                  group_ep="ep", ep=cfg.ep, group_tp="tp", tp=cfg.tp, shard_type=cfg.shard_type,
+                  act_type=parse_act_type(cfg.act))
+
+
+def run(cfg: BenchConfig, *, progress: bool = True, plot: Optional[str] = None, world=None):
+    """Measure (starting a LocalWorld unless one is given); returns (summary, per-rank results)."""
+    from .launch import LocalWorld
+
+    validate(cfg)
+    own = world is None
+    if own:
+        if progress:
+            print(f"[bench] starting {cfg.ep}x{cfg.tp} local ranks", file=sys.stderr, flush=True)
+        world = LocalWorld(cfg.ep, cfg.tp, threads_per_rank=cfg.threads_per_rank or None)
+    try:
+        per_rank = world.run(bench_rank, cfg, progress, bool(plot))
+    finally:
+        if own:
+            world.close()
+    summary = summarize(per_rank)
+    if plot:
+        plot_timeline(per_rank, plot, cfg, summary)
+    return summary, per_rank
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    cfg, a = parse_args(argv)
+    try:
+        validate(cfg)
+    except (ValueError, TypeError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    summary, _ = run(cfg, progress=not a.quiet, plot=a.plot)
+    print(table(cfg, summary))
+    if a.plot:
+        print(f"timeline: {a.plot}")
+    if a.json:
+        print(json.dumps(summary))
+    return 0
+
+
