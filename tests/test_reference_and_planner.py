@@ -87,3 +87,23 @@ def test_simulation_no_overlap_sum_is_the_sum_of_parts():
     cost = cost_model("gloo", "bfloat16", 4)
     predicted, serial = simulate(s, [(0, s.El)], [(0, s.x_rows)], 2, cost, local_first=False)
     assert predicted == pytest.approx(serial)  # one tile, nothing to overlap with
+
+
+@pytest.mark.parametrize("act", [0, 1, 2, 3, 4])
+def test_activations_are_spec_formulas(act):
+    from moe_mc2.contract import activations
+
+    y = torch.linspace(-12, 12, 4001, dtype=torch.float64)
+    spec = {0: y, 1: y / (1 + torch.exp(-1.59576912 * (y + 0.044715 * y ** 3))), 2: y * torch.sigmoid(y),
+            3: torch.maximum(y, torch.zeros_like(y)), 4: y / (1 + torch.exp(-1.702 * y))}[act]
+    assert torch.allclose(activations.apply(y, act), spec, rtol=1e-12, atol=1e-12)
+    for dtype in (torch.float16, torch.bfloat16):  # rounded once from fp32 into the output dtype
+        out = torch.empty(y.shape, dtype=dtype)
+        activations.apply_into(y.float(), act, out)
+        assert torch.equal(out, spec.float().to(dtype)) or \
+            float((out.double() - spec).abs().max()) <= 2.0 ** -7 * float(spec.abs().max())
+    # the derivative is the derivative of the formula
+    if act != 3:
+        yy = y[::40].clone().requires_grad_(True)
+        activations.apply(yy, act).sum().backward()
+        assert torch.allclose(activations.derivative(y[::40], act), yy.grad, rtol=1e-9, atol=1e-9)

@@ -96,8 +96,7 @@ def _compute_only(cfg, y2, w, b, act, chunk_rows: int = 128):
 
     tm = TileMath(y2.dtype, y2.device)
     El, rows = y2.shape[0], y2.shape[1]
-    acc = torch.empty((El, rows, w.shape[2]), dtype=torch.float32)
-    tm.matmul(y2, tm.weight_block(w), acc)
+    acc = tm.product(y2, tm.weight_block(w))
     y1 = torch.empty(acc.shape, dtype=y2.dtype)
     b32 = None if b is None else b.float().reshape(El, 1, -1)
     for e in range(El):

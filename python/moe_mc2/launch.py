@@ -18,6 +18,7 @@ from typing import Any, Callable, List
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from multiprocessing.reduction import ForkingPickler
 
 
 def build_ep_tp_groups(ep: int, tp: int, backend=None):
@@ -83,7 +84,11 @@ def _worker(rank, ep, tp, init_file, backend, threads, sys_path, tasks, results)
             break
         fn, args, kwargs = item
         try:
-            results.put((rank, "ok", fn(ctx, *args, **kwargs)))
+            value = fn(ctx, *args, **kwargs)
+            # The queue pickles in a background thread, where a failure would be lost and the
+            # caller would wait for its timeout: find unpicklable results here.
+            ForkingPickler.dumps(value)
+            results.put((rank, "ok", value))
         except BaseException as exc:  # noqa: BLE001 - everything goes back to the caller
             tb = traceback.format_exc()
             try:

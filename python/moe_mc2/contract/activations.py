@@ -48,7 +48,10 @@ def parse_act_type(value, *, op: str = "npu_alltoall_allgather_bmm") -> int:
 
 
 def apply(y: torch.Tensor, act: int) -> torch.Tensor:
-    """act(y), evaluated in y's dtype (callers pass float32)."""
+    """act(y), evaluated in y's dtype, differentiable (the reference and autograd tests use it).
+
+    The same formulas as `apply_into`; tests/test_reference_and_planner.py holds both to SPEC.
+    """
     act = Act(act)
     if act is Act.NONE:
         return y
@@ -59,6 +62,26 @@ def apply(y: torch.Tensor, act: int) -> torch.Tensor:
     if act is Act.RELU:
         return torch.relu(y)
     return y * torch.sigmoid(_FASTGELU_K * y)
+
+
+def apply_into(y: torch.Tensor, act: int, out: torch.Tensor) -> torch.Tensor:
+    """out = act(y) for the runtime's epilogue: computed in y's dtype with one temporary and
+    rounded once into out's dtype; y is left unchanged. Not differentiable (out= calls)."""
+    act = Act(act)
+    if act is Act.NONE:
+        return out.copy_(y)
+    if act is Act.RELU:
+        return torch.clamp_min(y, 0, out=out) if out.dtype == y.dtype else out.copy_(y.clamp_min(0))
+    gate = torch.empty_like(y)
+    if act is Act.GELU:  # sigmoid(K (y + 0.044715 y^3)) = sigmoid(y (K + 0.044715 K y^2))
+        torch.mul(y, y, out=gate)
+        gate.mul_(0.044715 * _GELU_K).add_(_GELU_K).mul_(y)
+    elif act is Act.SILU:
+        gate.copy_(y)
+    else:  # FastGELU: sigmoid(1.702 y)
+        torch.mul(y, _FASTGELU_K, out=gate)
+    gate.sigmoid_()
+    return torch.mul(y, gate, out=out)
 
 
 def derivative(y: torch.Tensor, act: int) -> torch.Tensor:

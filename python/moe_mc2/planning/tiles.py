@@ -102,8 +102,17 @@ def _tile_costs(s: ForwardShapes, ek: int, cc: int, nbytes: int, cost: CostModel
     rows = (s.ep * s.tp - own) * cc if s.shard_type == 1 else s.ep * cc
     flops = 2.0 * ek * rows * s.H * s.N
     staging = (1 + s.ep * s.tp) * chunk  # send-buffer copy + gathered -> matmul layout
-    comp = flops / cost.flops_per_s + staging / cost.copy_bytes_per_s + cost.tile_overhead_s
+    comp = (flops / cost.flops_per_s + (staging + _weight_bytes(s, ek, nbytes)) / cost.copy_bytes_per_s
+            + cost.tile_overhead_s)
     return comm, comp
+
+
+def _weight_bytes(s: ForwardShapes, ek: int, nbytes: int) -> int:
+    """Bytes a GEMM call re-reads to pack its weight block: every bmm call pays it once."""
+    return ek * s.H * s.N * nbytes
+
+
+LOCAL_CALLS = 2  # runtime.forward.LOCAL_SLICES: bmm calls of the local block
 
 
 def simulate(s: ForwardShapes, blocks, chunks, nbytes: int, cost: CostModel, local_first: bool):
@@ -112,7 +121,8 @@ def simulate(s: ForwardShapes, blocks, chunks, nbytes: int, cost: CostModel, loc
     for e0, e1 in blocks:
         ek = e1 - e0
         if local_first:
-            local = 2.0 * ek * s.x_rows * s.H * s.N / cost.flops_per_s
+            local = (2.0 * ek * s.x_rows * s.H * s.N / cost.flops_per_s
+                     + LOCAL_CALLS * _weight_bytes(s, ek, nbytes) / cost.copy_bytes_per_s)
             comp_end += local
             serial += local
         for c0, c1 in chunks:

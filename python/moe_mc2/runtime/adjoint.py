@@ -96,16 +96,6 @@ def check(x, weight, bias, *, group_ep, ep, group_tp, tp, shard_type, portable=T
         group_ep=group_ep, ep=ep, group_tp=group_tp, tp=tp, shard_type=shard_type, portable=portable)
 
 
-def _product(tm: TileMath, a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """a @ w with fp32 accumulation; the result is fp32, or bf16 where the CPU GEMM can only
-    write bf16 (numerics.py). The caller's copy into the fp32 send buffer converts."""
-    if tm.upcast:
-        return torch.bmm(a.float(), w)
-    if tm.out_dtype_kw:
-        return torch.bmm(a, w, out_dtype=torch.float32)
-    return torch.bmm(a, w)
-
-
 def _backend_of(pg) -> str:
     try:
         name = str(torch.distributed.get_backend(pg)).lower()
@@ -171,7 +161,7 @@ def run(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Te
                 a = xv[:, :, :, c0:c1].transpose(1, 2).reshape(El, tp * ep * cc, K)
             else:  # rows (j, c); destination s picks a column block of H
                 a = xv[:, :, c0:c1].reshape(El, ep * cc, K)
-            r = a if w_mm is None else _product(tm, a, w_mm)
+            r = a if w_mm is None else tm.product(a, w_mm)
             if shard_type == 1:
                 buf.copy_(r.view(El, tp, ep * cc, Hc).transpose(0, 1))
             else:

@@ -17,12 +17,14 @@ import torch.distributed as dist
 
 from ..contract import rules
 from ..contract.names import OP_NAME
-from ..planning.tiles import cost_model, plan_forward
+from ..planning.tiles import LOCAL_CALLS, cost_model, plan_forward
 from . import collectives, groups, trace
 from .numerics import TileMath, epilogue
 
 PIPELINE_DEPTH = 2  # tiles in flight while one computes
-LOCAL_SLICES = 4  # the local block is computed in this many pieces, polling comm between them
+# The local block is computed in this many pieces, polling comm between them (few: every bmm
+# call re-packs the weight block; the planner's cost model counts the same calls).
+LOCAL_SLICES = LOCAL_CALLS
 
 _forced_tiles: Optional[int] = None
 
@@ -140,12 +142,11 @@ class _Forward:
                 self._local_block(xv, e0, e1, w, comm)
             while k < len(self.plan.tiles) and self.plan.tiles[k].e0 == e0:
                 tile = self.plan.tiles[k]
-                gathered = comm.take(k)
+                stage, compute = (self._stage1, self._tile_shard1) if s.shard_type == 1 else \
+                    (self._stage0, self._tile_shard0)
+                staged = stage(tile, comm.take(k))  # the gathered buffer is freed once staged
                 with trace.span("compute", f"tile {k}"):
-                    if s.shard_type == 1:
-                        self._tile_shard1(tile, gathered, w)
-                    else:
-                        self._tile_shard0(tile, gathered, w)
+                    compute(tile, staged, w)
                 k += 1
         empty = x.new_empty((0,))
         return (self.y1, empty if self.y2 is None else self.y2, empty if self.y3 is None else self.y3)
@@ -156,7 +157,7 @@ class _Forward:
         return None if self.bias32 is None else self.bias32[e0:e1].unsqueeze(1)  # (ek, 1, 1, N)
 
     def _finish(self, acc4, e0, e1, dst):
-        """acc4 (ek, blocks, rows, N) fp32 -> epilogue into the index `dst` of y1/y3's 4-D views."""
+        """acc4 (ek, blocks, rows, N), a product -> epilogue into the index `dst` of y1/y3's 4-D views."""
         y1v, y3v = self._views4(self.y1), self._views4(self.y3)
         epilogue(acc4, self._bias(e0, e1), self.act, self.x.dtype, y1v[dst], None if y3v is None else y3v[dst])
 
@@ -180,41 +181,52 @@ class _Forward:
             r1 = min(s.x_rows, r0 - (-s.x_rows // LOCAL_SLICES))
             with trace.span("compute", f"local {r0}:{r1}"):
                 a = own[:, r0:r1]
-                acc = torch.empty((ek, r1 - r0, s.N), dtype=torch.float32, device=a.device)
-                self.math.matmul(a, w, acc)
+                acc = self.math.product(a, w)
                 self._finish(acc.unsqueeze(1), e0, e1, (slice(e0, e1), slice(p0, p0 + 1), slice(r0, r1)))
                 if y2v is not None:
                     y2v[e0:e1, p0, r0:r1] = a
             comm.poll()
 
-    def _tile_shard1(self, tile, gathered, w):
+    def _stage1(self, tile, gathered):
+        """Every row block but the local one (computed first), contiguous in SPEC's block order
+        p = j*tp + s' with p0 left out, so the tile is one bmm (each call re-packs w)."""
+        s = self.s
+        P, p0 = s.ep * s.tp, self.i * s.tp + self.t
+        a = gathered.new_empty((tile.experts, P - 1, tile.rows, s.H))
+        with trace.span("compute", f"stage {tile.index}"):
+            for n, p in enumerate(q for q in range(P) if q != p0):
+                j, sp = divmod(p, s.tp)
+                a[:, n].copy_(gathered[sp, j])  # gathered[s', j] holds x_(j,s')'s rows
+        return a
+
+    def _tile_shard1(self, tile, a, w):
         s = self.s
         ek, cc, P = tile.experts, tile.rows, s.ep * s.tp
-        a = gathered.new_empty((ek, P, cc, s.H))
-        # gathered[s', j] holds x_(j,s')'s rows: block p = j*tp + s' of SPEC's row order
-        a.view(ek, s.ep, s.tp, cc, s.H).copy_(gathered.permute(2, 1, 0, 3, 4))
         p0 = self.i * s.tp + self.t
+        acc4 = self.math.product(a.view(ek, (P - 1) * cc, s.H), w).view(ek, P - 1, cc, s.N)
         y2v = self._views4(self.y2)
-        for pa, pb in ((0, p0), (p0 + 1, P)):  # every block but the local one
+        for pa, pb, na in ((0, p0, 0), (p0 + 1, P, p0)):  # output blocks [pa, pb) <- staged [na, ...)
             if pa == pb:
                 continue
-            src = a[:, pa:pb]
             if y2v is not None:
-                y2v[tile.e0:tile.e1, pa:pb, tile.c0:tile.c1] = src
-            acc = torch.empty((ek, (pb - pa) * cc, s.N), dtype=torch.float32, device=a.device)
-            self.math.matmul(src.reshape(ek, (pb - pa) * cc, s.H), w, acc)
-            self._finish(acc.view(ek, pb - pa, cc, s.N), tile.e0, tile.e1,
+                y2v[tile.e0:tile.e1, pa:pb, tile.c0:tile.c1] = a[:, na:na + pb - pa]
+            self._finish(acc4[:, na:na + pb - pa], tile.e0, tile.e1,
                          (slice(tile.e0, tile.e1), slice(pa, pb), slice(tile.c0, tile.c1)))
 
-    def _tile_shard0(self, tile, gathered, w):
+    def _stage0(self, tile, gathered):
+        """Rows (j, c) with the tp column slices side by side: the matmul's (rows, H) layout."""
+        s = self.s
+        a = gathered.new_empty((tile.experts, s.ep, tile.rows, s.H))
+        with trace.span("compute", f"stage {tile.index}"):
+            # gathered[s', j] holds x_(j,s')'s columns s'*Ht.. of rows (j, c)
+            a.view(tile.experts, s.ep, tile.rows, s.tp, s.x_cols).copy_(gathered.permute(2, 1, 3, 0, 4))
+        return a
+
+    def _tile_shard0(self, tile, a, w):
         s = self.s
         ek, cc = tile.experts, tile.rows
-        a = gathered.new_empty((ek, s.ep, cc, s.H))
-        # gathered[s', j] holds x_(j,s')'s columns s'*Ht.. of rows (j, c)
-        a.view(ek, s.ep, cc, s.tp, s.x_cols).copy_(gathered.permute(2, 1, 3, 0, 4))
         if self.y2 is not None:
             self._views4(self.y2)[tile.e0:tile.e1, :, tile.c0:tile.c1] = a
-        acc = torch.empty((ek, s.ep * cc, s.N), dtype=torch.float32, device=a.device)
-        self.math.matmul(a.view(ek, s.ep * cc, s.H), w, acc)
+        acc = self.math.product(a.view(ek, s.ep * cc, s.H), w)
         self._finish(acc.view(ek, s.ep, cc, s.N), tile.e0, tile.e1,
                      (slice(tile.e0, tile.e1), slice(None), slice(tile.c0, tile.c1)))

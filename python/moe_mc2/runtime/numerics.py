@@ -1,4 +1,4 @@
-"""How a tile's matmul reaches an fp32 result on each device, and the fused epilogue.
+"""How a tile's matmul accumulates in fp32 on each device, and the fused epilogue.
 
 SPEC asks for fp32 accumulation and one rounding to x's dtype. What that costs differs:
 - float32 x: an fp32 matmul.
@@ -10,6 +10,8 @@ SPEC asks for fp32 accumulation and one rounding to x's dtype. What that costs d
   or an activation y1/y3 may differ from the one-rounding result by one bf16 rounding.
 """
 from __future__ import annotations
+
+import itertools
 
 import torch
 
@@ -26,23 +28,48 @@ class TileMath:
         """The weight slice in the dtype the matmul reads (a copy only when upcasting)."""
         return w.float() if self.upcast else w
 
-    def matmul(self, a: torch.Tensor, w: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """out (fp32) = a @ w for batched a (b, m, k) and w prepared by weight_block."""
+    def product(self, a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """a @ w (batched) with fp32 accumulation, for w prepared by weight_block. The result is
+        fp32, or x's dtype where the GEMM can only write that (bf16 on CPU, see above): the
+        epilogue converts it piece by piece rather than holding a tile-sized fp32 copy."""
         if self.upcast:
-            return torch.bmm(a.float(), w, out=out)
-        if self.dtype == torch.float32:
-            return torch.bmm(a, w, out=out)
+            return torch.bmm(a.float(), w)
         if self.out_dtype_kw:
-            out.copy_(torch.bmm(a, w, out_dtype=torch.float32))
-            return out
-        out.copy_(torch.bmm(a, w))
-        return out
+            return torch.bmm(a, w, out_dtype=torch.float32)
+        return torch.bmm(a, w)
+
+
+EPILOGUE_CHUNK = 1 << 16  # fp32 elements (256 KiB) per piece: cache-resident temporaries
 
 
 def epilogue(acc: torch.Tensor, bias32, act: int, dtype: torch.dtype, y1_dst, y3_dst) -> None:
-    """acc (+ bias) -> y3, act -> y1, each rounded once into its destination view (in place on acc)."""
+    """acc (+ bias) -> y3, act -> y1, each rounded once into its destination view.
+
+    `acc` is TileMath.product's result (fp32 ones are clobbered). Works on row pieces of at most
+    EPILOGUE_CHUNK elements: a tile-sized temporary would be a fresh mmap that page-faults on
+    every call and streams from DRAM on every pass.
+    """
+    if bias32 is None and not act and acc.dtype == y1_dst.dtype:
+        y1_dst.copy_(acc)  # nothing to compute: the GEMM's rounding is the only one
+        if y3_dst is not None:
+            y3_dst.copy_(acc)
+        return
+    rows, n = acc.shape[-2], acc.shape[-1]
+    if acc.numel() <= EPILOGUE_CHUNK or acc.dim() < 2:
+        return _epilogue(acc, bias32, act, y1_dst, y3_dst)
+    step = max(1, EPILOGUE_CHUNK // max(1, n))
+    bias_full = None if bias32 is None else bias32.expand_as(acc)
+    for lead in itertools.product(*(range(d) for d in acc.shape[:-2])):
+        for r0 in range(0, rows, step):
+            sl = lead + (slice(r0, r0 + step),)
+            _epilogue(acc[sl], None if bias_full is None else bias_full[sl], act, y1_dst[sl],
+                      None if y3_dst is None else y3_dst[sl])
+
+
+def _epilogue(acc, bias32, act, y1_dst, y3_dst) -> None:
+    acc = acc if acc.dtype == torch.float32 else acc.float()
     if bias32 is not None:
         acc.add_(bias32)
     if y3_dst is not None:
         y3_dst.copy_(acc)
-    y1_dst.copy_(activations.apply(acc, act) if act else acc)
+    activations.apply_into(acc, act, y1_dst)
