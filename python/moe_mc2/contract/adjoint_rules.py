@@ -67,14 +67,8 @@ def check_adjoint(
 ) -> AdjointShapes:
     """Validate one adjoint call (weight in its logical (El, M/tp, H) shape); return its sizes."""
     chk = Checker(op)
-    chk.value(shard_type in (0, 1) and not isinstance(shard_type, bool), "shard_type", shard_type,
-              "shard_type.value", "must be 0 (scatter along H) or 1 (scatter along C)")
-    chk.world_sizes(ep, tp)
-    chk.groups(group_ep, group_tp)
-    chk.rank3("x", x_shape)
-    chk.x_dtype(x_dtype, portable)
-    chk.rank3("weight", weight_shape)
-    chk.weight_dtype(weight_dtype, x_dtype)
+    chk.shard_type(shard_type, "0 (scatter along H) or 1 (scatter along C)")
+    chk.operands(ep, tp, group_ep, group_tp, x_shape, x_dtype, weight_shape, weight_dtype, portable)
 
     El, rows, N = x_shape
     E = El * ep

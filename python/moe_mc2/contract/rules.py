@@ -77,6 +77,19 @@ class Checker:
         if not ok:
             raise ContractTypeError(self.op, arg, value, rule_id, rule)
 
+    def shard_type(self, value, meaning):
+        self.value(value in (0, 1) and not isinstance(value, bool), "shard_type", value, "shard_type.value",
+                   f"must be {meaning}")
+
+    def operands(self, ep, tp, group_ep, group_tp, x_shape, x_dtype, weight_shape, weight_dtype, portable):
+        """The rules both ops share, in their order: world sizes, groups, ranks and dtypes."""
+        self.world_sizes(ep, tp)
+        self.groups(group_ep, group_tp)
+        self.rank3("x", x_shape)
+        self.x_dtype(x_dtype, portable)
+        self.rank3("weight", weight_shape)
+        self.weight_dtype(weight_dtype, x_dtype)
+
     def world_sizes(self, ep, tp):
         for arg, rid, size in (("group_ep_worldsize", "ep.world_size", ep), ("group_tp_worldsize", "tp.world_size", tp)):
             self.type(isinstance(size, int) and not isinstance(size, bool), arg, size, rid, "must be an int")
@@ -135,16 +148,10 @@ def check_forward(
 ) -> ForwardShapes:
     """Validate one call (weight in its logical (El, H, M/tp) shape); return its sizes."""
     chk = Checker(op)
-    chk.value(shard_type in (0, 1) and not isinstance(shard_type, bool), "shard_type", shard_type,
-              "shard_type.value", "must be 0 (gather along H) or 1 (gather along C)")
+    chk.shard_type(shard_type, "0 (gather along H) or 1 (gather along C)")
     chk.value(act_type in (0, 1, 2, 3, 4) and not isinstance(act_type, bool), "act_type", act_type,
               "act_type.value", "must be 0-4 (None, GELU, Silu, Relu, FastGELU)")
-    chk.world_sizes(ep, tp)
-    chk.groups(group_ep, group_tp)
-    chk.rank3("x", x_shape)
-    chk.x_dtype(x_dtype, portable)
-    chk.rank3("weight", weight_shape)
-    chk.weight_dtype(weight_dtype, x_dtype)
+    chk.operands(ep, tp, group_ep, group_tp, x_shape, x_dtype, weight_shape, weight_dtype, portable)
 
     E, x_rows, x_cols = x_shape
     chk.value(E_MIN <= E <= E_MAX, "x", tuple(x_shape), "E.range", f"x.size(0) (E) = {E} must be in [{E_MIN}, {E_MAX}]")
