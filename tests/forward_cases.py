@@ -49,7 +49,7 @@ def check_case(ctx, case) -> list:
     xs, ws, bs = world_inputs(case, ep, tp)
     x, w = _layout(xs[r], ws[r], case)
     y2_flag, y3_flag = case.get("y2", False), case.get("y3", False)
-    with forced_tiles(case.get("tiles")):
+    with forced_tiles(case.get("tiles"), case.get("expert_tiles")):
         y1, y2, y3 = moe_mc2.npu_alltoall_allgather_bmm(
             x, w, bias=None if bs is None else bs[r], group_ep=ctx.group_ep, group_ep_worldsize=ep,
             group_tp=ctx.tp_group, group_tp_worldsize=tp, shard_type=case["shard"], act_type=case["act"],

@@ -37,6 +37,8 @@ def test_el_one_tails_and_noncontiguous_x(world_2x2):
                 dict(base, E=4, C=14, H=12, N=5, tiles=4, transposed=True),  # 7 or 14 rows, tail of 1 or 2
                 dict(base, E=4, C=6, H=8, N=6, noncontig_x=True, tiles=2),
                 dict(base, E=4, C=6, H=8, N=6, tiles=64),  # more tiles asked than rows: one row each
+                dict(base, E=6, C=6, H=8, N=6, expert_tiles=2, tiles=2),  # expert parts x row chunks
+                dict(base, E=10, C=4, H=8, N=6, expert_tiles=3, tiles=1),  # 5 experts in 3 parts: a tail
             ]
     _assert_all_ranks_pass(world_2x2.run(run_cases, cases), len(cases))
 

@@ -51,22 +51,25 @@ def _shapes(ep=2, tp=2, E=8, C=512, H=1024, M=2048, shard_type=1):
 
 
 @pytest.mark.parametrize("shard_type", [0, 1])
-@pytest.mark.parametrize("forced", [None, 1, 3, 7, 1000])
-def test_plan_covers_every_row_and_expert_exactly_once(shard_type, forced):
+@pytest.mark.parametrize("forced,experts", [(None, None), (1, None), (3, None), (7, None), (1000, None),
+                                            (3, 2), (1, 5)])
+def test_plan_covers_every_row_and_expert_exactly_once(shard_type, forced, experts):
     s = _shapes(E=12, C=70, H=64, M=64, shard_type=shard_type)
     plan = plan_forward(s, 2, cost_model("gloo", "float16", 4), upcast_weight=True,
-                        weight_budget_bytes=64 * 32 * 4 * 2, tiles=forced)
+                        weight_budget_bytes=64 * 32 * 4 * 2, tiles=forced, expert_tiles=experts)
     hits = torch.zeros(s.El, s.x_rows, dtype=torch.int32)
     for tile in plan.tiles:
         hits[tile.e0:tile.e1, tile.c0:tile.c1] += 1
     assert bool((hits == 1).all())
     assert len(plan.expert_blocks) == 3  # the fp32 weight copy is bounded by the budget
     assert plan.local_first == (shard_type == 1)
+    for tile in plan.tiles:  # a tile never straddles two expert blocks (their weights differ)
+        assert any(b0 <= tile.e0 and tile.e1 <= b1 for b0, b1 in plan.expert_blocks)
     if not forced:  # the search includes one tile, whose makespan is at most the no-overlap sum
         assert plan.predicted_s <= plan.serial_s + 1e-12
     else:
-        assert plan.count == 3 * min(forced, s.x_rows) or plan.count == 3 * len(
-            range(0, s.x_rows, -(-s.x_rows // min(forced, s.x_rows))))
+        chunks = len(range(0, s.x_rows, -(-s.x_rows // min(forced, s.x_rows))))
+        assert plan.count == 3 * min(experts or 1, 2) * chunks  # 3 blocks of 2 experts
 
 
 def test_plan_picks_more_tiles_when_communication_dominates():
@@ -80,6 +83,19 @@ def test_plan_picks_more_tiles_when_communication_dominates():
     for t in (1, 2, 4, 8, 16):
         forced = plan_forward(s, 2, slow_links, tiles=t)
         assert p_slow.predicted_s <= forced.predicted_s + 1e-12
+
+
+def test_plan_cuts_experts_before_rows_when_weights_are_large():
+    """Row chunks re-read the block's weights in every GEMM; expert parts do not."""
+    s = _shapes(E=16, C=64, H=4096, M=8192)
+    cost = cost_model("gloo", "bfloat16", 4)
+    slow = dataclasses.replace(cost, a2a_bytes_per_s=cost.a2a_bytes_per_s / 100,
+                               ag_bytes_per_s=cost.ag_bytes_per_s / 100, latency_s=1e-6)
+    plan = plan_forward(s, 2, slow)
+    assert plan.count > 1
+    assert len({(t.e0, t.e1) for t in plan.tiles}) > 1  # it cut along experts
+    rows_only = plan_forward(s, 2, slow, tiles=plan.count)
+    assert plan.predicted_s < rows_only.predicted_s
 
 
 def test_simulation_no_overlap_sum_is_the_sum_of_parts():

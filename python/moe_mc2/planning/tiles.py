@@ -12,6 +12,7 @@ as soon as its data has arrived:  comp_end[k] = max(comp_end[k-1], comm_end[k]) 
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass, field
@@ -115,44 +116,73 @@ def _weight_bytes(s: ForwardShapes, ek: int, nbytes: int) -> int:
 LOCAL_CALLS = 2  # runtime.forward.LOCAL_SLICES: bmm calls of the local block
 
 
-def simulate(s: ForwardShapes, blocks, chunks, nbytes: int, cost: CostModel, local_first: bool):
+def _subtiles(blocks, expert_parts: int, chunks):
+    """Tiles in execution order: per expert block, per expert part, per row chunk."""
+    out = []
+    for b0, b1 in blocks:
+        for f0, f1 in _splits(b1 - b0, min(expert_parts, b1 - b0)):
+            out += [(b0 + f0, b0 + f1, c0, c1) for c0, c1 in chunks]
+    return out
+
+
+def simulate(s: ForwardShapes, blocks, chunks, nbytes: int, cost: CostModel, local_first: bool,
+             expert_parts: int = 1):
     """(predicted makespan, no-overlap sum) of a tiling."""
     comm_end = comp_end = serial = 0.0
-    for e0, e1 in blocks:
-        ek = e1 - e0
+    for b0, b1 in blocks:
         if local_first:
+            ek = b1 - b0
             local = (2.0 * ek * s.x_rows * s.H * s.N / cost.flops_per_s
                      + LOCAL_CALLS * _weight_bytes(s, ek, nbytes) / cost.copy_bytes_per_s)
             comp_end += local
             serial += local
-        for c0, c1 in chunks:
-            comm, comp = _tile_costs(s, ek, c1 - c0, nbytes, cost)
+        for e0, e1, c0, c1 in _subtiles([(b0, b1)], expert_parts, chunks):
+            comm, comp = _tile_costs(s, e1 - e0, c1 - c0, nbytes, cost)
             comm_end += comm
             comp_end = max(comp_end, comm_end) + comp
             serial += comm + comp
     return comp_end, serial
 
 
-def plan_forward(s: ForwardShapes, nbytes: int, cost: CostModel, *, upcast_weight: bool = False,
-                 weight_budget_bytes: int = 64 << 20, max_tiles: int = 64, tiles: int | None = None) -> Plan:
-    """Choose expert blocks (bounding an fp32 weight copy) and the C tiling with the least makespan.
+def _counts(limit: int, max_count: int) -> List[int]:
+    """Candidate split counts: 1, 2, 3, 4, 6, 8, 12, ... up to min(limit, max_count)."""
+    top = min(limit, max_count)
+    out, k = [], 1
+    while k <= top:
+        out += [k] + ([k * 3 // 2] if k >= 2 and k * 3 // 2 <= top else [])
+        k *= 2
+    return sorted(set(out + [top]))
 
-    `tiles` forces the number of C chunks (tests and benchmarks); otherwise it is searched.
+
+@functools.lru_cache(maxsize=256)
+def plan_forward(s: ForwardShapes, nbytes: int, cost: CostModel, *, upcast_weight: bool = False,
+                 weight_budget_bytes: int = 64 << 20, max_tiles: int = 64, tiles: int | None = None,
+                 expert_tiles: int | None = None) -> Plan:
+    """Choose expert blocks (bounding an fp32 weight copy), then how each block is cut into
+    expert parts x row chunks, with the least predicted makespan (ties go to fewer tiles).
+
+    Cutting along experts costs the GEMMs nothing (each weight is read once either way); cutting
+    along rows makes every row chunk re-read the block's weights. `tiles` / `expert_tiles` force
+    the row-chunk / expert-part counts (tests, benchmarks). Plans are cached per call shape.
     """
     n_blocks = 1
     if upcast_weight:
         n_blocks = min(s.El, max(1, math.ceil(s.El * s.H * s.N * 4 / weight_budget_bytes)))
     blocks = _splits(s.El, n_blocks)
     local_first = s.shard_type == 1
-    candidates = [tiles] if tiles else range(1, min(s.x_rows, max_tiles) + 1)
+    smallest = min(b1 - b0 for b0, b1 in blocks)
+    e_cands = [expert_tiles] if expert_tiles else ([1] if tiles else _counts(smallest, max_tiles))
+    c_cands = [tiles] if tiles else _counts(s.x_rows, max_tiles)
     best = None
-    for t in candidates:
-        chunks = _splits(s.x_rows, max(1, min(t, s.x_rows)))
-        predicted, _ = simulate(s, blocks, chunks, nbytes, cost, local_first)
-        if best is None or predicted < best[0] * (1 - 1e-3):  # ties go to fewer tiles
-            best = (predicted, chunks)
-    predicted, chunks = best
+    for ne in e_cands:
+        for nc in c_cands:
+            if not (tiles or expert_tiles) and ne * nc > max_tiles:
+                continue
+            chunks = _splits(s.x_rows, max(1, min(nc, s.x_rows)))
+            predicted, _ = simulate(s, blocks, chunks, nbytes, cost, local_first, ne)
+            if best is None or predicted < best[0] * (1 - 1e-3):
+                best = (predicted, ne, chunks)
+    predicted, ne, chunks = best
     _, serial = simulate(s, blocks, [(0, s.x_rows)], nbytes, cost, local_first)
-    out = [Tile(k, e0, e1, c0, c1) for k, ((e0, e1), (c0, c1)) in
-           enumerate((b, c) for b in blocks for c in chunks)]
+    out = [Tile(k, *t) for k, t in enumerate(_subtiles(blocks, ne, chunks))]
     return Plan(out, blocks, local_first, predicted, serial, cost)

@@ -26,25 +26,27 @@ PIPELINE_DEPTH = 2  # tiles in flight while one computes
 # call re-packs the weight block; the planner's cost model counts the same calls).
 LOCAL_SLICES = LOCAL_CALLS
 
-_forced_tiles: Optional[int] = None
+_forced: dict = {}
 
 
 @contextlib.contextmanager
-def forced_tiles(n: Optional[int]):
-    """Force the number of C tiles (tests, benchmarks); the plan is searched otherwise."""
-    global _forced_tiles
-    old, _forced_tiles = _forced_tiles, n
+def forced_tiles(rows: Optional[int], experts: Optional[int] = None):
+    """Force the plan's row-chunk (and expert-part) counts (tests, benchmarks); the planner
+    searches them otherwise. The environment variables MOE_MC2_TILES and
+    MOE_MC2_EXPERT_TILES do the same for whole processes."""
+    global _forced
+    old, _forced = _forced, {"rows": rows, "experts": experts}
     try:
         yield
     finally:
-        _forced_tiles = old
+        _forced = old
 
 
-def _tiles_override() -> Optional[int]:
-    if _forced_tiles is not None:
-        return _forced_tiles
-    env = os.environ.get("MOE_MC2_TILES")
-    return int(env) if env else None
+def _override(key: str, env: str) -> Optional[int]:
+    if _forced.get(key) is not None:
+        return _forced[key]
+    value = os.environ.get(env)
+    return int(value) if value else None
 
 
 def run(x, weight, bias, *, group_ep, ep, group_tp, tp, shard_type, act_type, need_allgather_out,
@@ -126,9 +128,10 @@ class _Forward:
         self.y1 = x.new_empty((s.El, rows, s.N))
         self.y2 = x.new_empty((s.El, rows, s.H)) if want_y2 else None
         self.y3 = x.new_empty((s.El, rows, s.N)) if want_y3 else None
-        tiles = _tiles_override()
         cost = cost_model(dist.get_backend(ep_group), rules.dtype_name(x.dtype), dist.get_world_size())
-        self.plan = plan_forward(s, x.element_size(), cost, upcast_weight=self.math.upcast, tiles=tiles)
+        self.plan = plan_forward(s, x.element_size(), cost, upcast_weight=self.math.upcast,
+                                 tiles=_override("rows", "MOE_MC2_TILES"),
+                                 expert_tiles=_override("experts", "MOE_MC2_EXPERT_TILES"))
 
     def execute(self):
         s, x = self.s, self.x
@@ -140,13 +143,14 @@ class _Forward:
             w = self.math.weight_block(self.weight[e0:e1])
             if self.plan.local_first:
                 self._local_block(xv, e0, e1, w, comm)
-            while k < len(self.plan.tiles) and self.plan.tiles[k].e0 == e0:
+            while k < len(self.plan.tiles) and self.plan.tiles[k].e1 <= e1:
                 tile = self.plan.tiles[k]
+                wt = w[tile.e0 - e0:tile.e1 - e0]
                 stage, compute = (self._stage1, self._tile_shard1) if s.shard_type == 1 else \
                     (self._stage0, self._tile_shard0)
                 staged = stage(tile, comm.take(k))  # the gathered buffer is freed once staged
                 with trace.span("compute", f"tile {k}"):
-                    compute(tile, staged, w)
+                    compute(tile, staged, wt)
                 k += 1
         empty = x.new_empty((0,))
         return (self.y1, empty if self.y2 is None else self.y2, empty if self.y3 is None else self.y3)
