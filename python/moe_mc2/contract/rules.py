@@ -124,6 +124,9 @@ class Checker:
         self.value(len(shape) in (2, 3), "bias", tuple(shape), "bias.rank", "must be 2-D or 3-D")
         ok = tuple(shape) == (El, n) or tuple(shape) == (El, 1, n)
         self.value(ok, "bias", tuple(shape), "bias.shape", f"must be (El, {n_name}) = ({El}, {n}) or (El, 1, {n_name}) = ({El}, 1, {n})")
+        self.bias_dtype(dtype, x_dtype)
+
+    def bias_dtype(self, dtype, x_dtype):
         want = bias_dtype_for(x_dtype)
         self.type(dtype == want, "bias", dtype_name(dtype), "bias.dtype",
                   f"must be {dtype_name(want)} when x is {dtype_name(x_dtype)}")

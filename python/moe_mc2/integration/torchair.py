@@ -66,9 +66,7 @@ def check_dtypes(x_dtype, weight_dtype, bias_dtype) -> None:
     chk.x_dtype(x_dtype, portable=False)
     chk.weight_dtype(weight_dtype, x_dtype)
     if bias_dtype is not None:
-        want = rules.bias_dtype_for(x_dtype)
-        chk.type(bias_dtype == want, "bias", rules.dtype_name(bias_dtype), "bias.dtype",
-                 f"must be {rules.dtype_name(want)} when x is {rules.dtype_name(x_dtype)}")
+        chk.bias_dtype(bias_dtype, x_dtype)
 
 
 def attr_values(*, comm_ep: str, comm_tp: str, ep: int, tp: int, shard_type: int, act_type: int,
