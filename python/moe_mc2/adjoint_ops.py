@@ -22,17 +22,9 @@ ADJOINT_QUALNAME = f"{LIBRARY}::{ADJOINT_OP_NAME}"
 torch.library.define(ADJOINT_QUALNAME, ADJOINT_SCHEMA)
 
 
-def check_adjoint_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, *, portable=True):
-    """SPEC's rules on real or fake tensors; returns the call's sizes."""
-    return adjoint_rules.check_adjoint(
-        tuple(x.shape), x.dtype, tuple(weight.shape), weight.dtype,
-        None if bias is None else tuple(bias.shape), None if bias is None else bias.dtype,
-        group_ep=group_ep, ep=ep, group_tp=group_tp, tp=tp, shard_type=shard_type, portable=portable)
-
-
 @torch.library.register_fake(ADJOINT_QUALNAME)
 def _adjoint_fake(x, weight, *, bias=None, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize, shard_type=0):
-    s = check_adjoint_tensors(x, weight, bias, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize, shard_type)
+    s = adjoint_rules.check_adjoint_tensors(x, weight, bias, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize, shard_type)
     return x.new_empty(s.out)
 
 

@@ -24,19 +24,10 @@ FORWARD_QUALNAME = f"{LIBRARY}::{OP_NAME}"
 torch.library.define(FORWARD_QUALNAME, FORWARD_SCHEMA)
 
 
-def check_forward_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, act_type, *, portable=True):
-    """SPEC's rules on real or fake tensors; returns the call's sizes."""
-    return rules.check_forward(
-        tuple(x.shape), x.dtype, tuple(weight.shape), weight.dtype,
-        None if bias is None else tuple(bias.shape), None if bias is None else bias.dtype,
-        group_ep=group_ep, ep=ep, group_tp=group_tp, tp=tp, shard_type=shard_type, act_type=act_type,
-        portable=portable)
-
-
 @torch.library.register_fake(FORWARD_QUALNAME)
 def _forward_fake(x, weight, *, bias=None, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize,
                   shard_type=0, act_type=0, need_allgather_out=False, need_activation_feature=False):
-    s = check_forward_tensors(x, weight, bias, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize,
+    s = rules.check_forward_tensors(x, weight, bias, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize,
                               shard_type, act_type)
     want_y2, want_y3 = rules.output_flags(need_allgather_out, need_activation_feature, act_type)
     y1 = x.new_empty(s.y1)

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torch
 
 from .names import ADJOINT_OP_NAME
-from .rules import E_MAX, E_MIN, Checker
+from .rules import E_MAX, E_MIN, Checker, operands
 
 ADJOINT_ONLY_RULES = ("rows.multiple", "C.multiple", "H.multiple", "weight.inner")
 
@@ -95,3 +95,9 @@ def check_adjoint(
     chk.bias(bias_shape, bias_dtype, El, hb, "H" if shard_type == 1 else "H/tp", x_dtype)
     return AdjointShapes(ep=ep, tp=tp, shard_type=shard_type, E=E, El=El, C=C, H=H, N=N)
 
+
+
+def check_adjoint_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, *, portable=True):
+    """check_adjoint on real or fake tensors."""
+    return check_adjoint(*operands(x, weight, bias), group_ep=group_ep, ep=ep, group_tp=group_tp, tp=tp,
+                         shard_type=shard_type, portable=portable)

@@ -176,6 +176,18 @@ def check_forward(
     return ForwardShapes(ep=ep, tp=tp, shard_type=shard_type, E=E, El=El, C=C, H=H, N=N, x_rows=x_rows, x_cols=x_cols)
 
 
+def operands(x, weight, bias) -> tuple:
+    """(x shape, x dtype, weight shape, weight dtype, bias shape, bias dtype) of real or fake tensors."""
+    return (tuple(x.shape), x.dtype, tuple(weight.shape), weight.dtype,
+            None if bias is None else tuple(bias.shape), None if bias is None else bias.dtype)
+
+
+def check_forward_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, act_type, *, portable=True):
+    """check_forward on real or fake tensors (eager kernels, the fake kernel, the NPU kernel)."""
+    return check_forward(*operands(x, weight, bias), group_ep=group_ep, ep=ep, group_tp=group_tp, tp=tp,
+                         shard_type=shard_type, act_type=act_type, portable=portable)
+
+
 def output_flags(need_allgather_out: bool, need_activation_feature: bool, act_type: int) -> tuple:
     """(y2 produced, y3 produced): y3 only with an activation."""
     return bool(need_allgather_out), bool(need_activation_feature) and act_type != 0

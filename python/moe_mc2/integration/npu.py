@@ -127,7 +127,7 @@ def _say_portable_once():
 
 def _forward_npu(x, weight, *, bias=None, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize,
                  shard_type=0, act_type=0, need_allgather_out=False, need_activation_feature=False):
-    from ..ops import check_forward_tensors
+    from ..contract.rules import check_forward_tensors
 
     package_dir = find_opp_package()
     if choose_path(package_dir) == PATH_PORTABLE:

@@ -89,21 +89,6 @@ def plan_tiles(s: adjoint_rules.AdjointShapes, dtype: torch.dtype, backend: str 
     return AdjointPlan(best[1], best[0], serial)
 
 
-def check(x, weight, bias, *, group_ep, ep, group_tp, tp, shard_type, portable=True):
-    return adjoint_rules.check_adjoint(
-        tuple(x.shape), x.dtype, tuple(weight.shape), weight.dtype,
-        None if bias is None else tuple(bias.shape), None if bias is None else bias.dtype,
-        group_ep=group_ep, ep=ep, group_tp=group_tp, tp=tp, shard_type=shard_type, portable=portable)
-
-
-def _backend_of(pg) -> str:
-    try:
-        name = str(torch.distributed.get_backend(pg)).lower()
-    except Exception:
-        name = "gloo"
-    return "nccl" if "nccl" in name else ("hccl" if "hccl" in name else "gloo")
-
-
 class _Ring:
     """Two flat buffers per role, viewed per tile (tiles may differ in size)."""
 
@@ -123,11 +108,10 @@ def run(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Te
         s = adjoint_rules.AdjointShapes(ep=ep, tp=tp, shard_type=shard_type, E=El * ep, El=El, C=rows // ep,
                                         H=H, N=H)
     else:
-        s = check(x, weight, bias, group_ep=group_ep, ep=ep, group_tp=group_tp, tp=tp,
-                  shard_type=shard_type)
+        s = adjoint_rules.check_adjoint_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type)
     pg_ep = groups.resolve(op, "group_ep", group_ep, ep)
     pg_tp = groups.resolve(op, "group_tp", group_tp, tp)
-    backend = _backend_of(pg_ep)
+    backend = groups.backend_name(pg_ep)
 
     dtype, device = x.dtype, x.device
     El, C, Hc, R = s.El, s.C, s.out_cols, s.out_rows

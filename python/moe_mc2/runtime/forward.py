@@ -52,9 +52,7 @@ def _override(key: str, env: str) -> Optional[int]:
 def run(x, weight, bias, *, group_ep, ep, group_tp, tp, shard_type, act_type, need_allgather_out,
         need_activation_feature):
     """Validate on this rank (no collective before every check passed), plan, execute."""
-    from ..ops import check_forward_tensors
-
-    s = check_forward_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, act_type)
+    s = rules.check_forward_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, act_type)
     ep_group = groups.resolve(OP_NAME, "group_ep", group_ep, ep)
     tp_group = groups.resolve(OP_NAME, "group_tp", group_tp, tp)
     want_y2, want_y3 = rules.output_flags(need_allgather_out, need_activation_feature, act_type)
@@ -128,7 +126,7 @@ class _Forward:
         self.y1 = x.new_empty((s.El, rows, s.N))
         self.y2 = x.new_empty((s.El, rows, s.H)) if want_y2 else None
         self.y3 = x.new_empty((s.El, rows, s.N)) if want_y3 else None
-        cost = cost_model(dist.get_backend(ep_group), rules.dtype_name(x.dtype), dist.get_world_size())
+        cost = cost_model(groups.backend_name(ep_group), rules.dtype_name(x.dtype), dist.get_world_size())
         self.plan = plan_forward(s, x.element_size(), cost, upcast_weight=self.math.upcast,
                                  tiles=_override("rows", "MOE_MC2_TILES"),
                                  expert_tiles=_override("experts", "MOE_MC2_EXPERT_TILES"))

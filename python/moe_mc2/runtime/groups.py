@@ -33,3 +33,13 @@ def resolve(op: str, arg: str, name: str, size: int):
     if dist.get_rank(group) < 0:
         raise ContractValueError(op, arg, name, "group.member", "this rank is not a member of the group")
     return group
+
+
+def backend_name(group) -> str:
+    """"gloo", "nccl" or "hccl": the backend family the cost models know (a mixed "cpu:gloo,cuda:nccl"
+    group counts as nccl)."""
+    try:
+        name = str(dist.get_backend(group)).lower()
+    except Exception:
+        name = "gloo"
+    return "nccl" if "nccl" in name else ("hccl" if "hccl" in name else "gloo")
