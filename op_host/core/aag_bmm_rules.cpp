@@ -191,4 +191,18 @@ OutShapes InferShapes(const Args &a)
     return o;
 }
 
+Args ArgsFor(int64_t ep, int64_t tp, int64_t shard, int64_t E, int64_t C, int64_t H, int64_t M, DType dt)
+{
+    Args a;
+    a.ep = ep;
+    a.tp = tp;
+    a.shardType = shard;
+    a.x = {E, shard == 1 ? C / tp : C, shard == 1 ? H : H / tp};
+    a.weight = {E / ep, H, M / tp};
+    a.xDtype = a.weightDtype = dt;
+    a.groupEp = "ep";
+    a.groupTp = "tp";
+    return a;
+}
+
 }  // namespace moe_mc2

@@ -58,6 +58,11 @@ struct RuleError {
  * portable=true accepts float32 as the Python fallback path does. */
 RuleError Validate(const Args &a, bool portable = false);
 
+// The call of problem sizes (ep, tp, shard type, E, C, H, M) in dtype `dt`, groups "ep"/"tp":
+// x and the (logical, untransposed) weight shaped as SPEC lays them out for that shard type.
+Args ArgsFor(int64_t ep, int64_t tp, int64_t shard, int64_t E, int64_t C, int64_t H, int64_t M,
+             DType dt = DType::kFloat16);
+
 /* Derived sizes of a valid call. */
 struct Dims {
     int64_t ep, tp, shard, act;

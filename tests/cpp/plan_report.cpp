@@ -13,15 +13,7 @@ using moe_mc2::Args;
 static int Report(const char *title, int64_t ep, int64_t tp, int64_t shard, int64_t E, int64_t C, int64_t H, int64_t M,
                   moe_mc2::DType dt, bool verbose)
 {
-    Args a;
-    a.ep = ep;
-    a.tp = tp;
-    a.shardType = shard;
-    a.x = {E, shard == 1 ? C / tp : C, shard == 1 ? H : H / tp};
-    a.weight = {E / ep, H, M / tp};
-    a.xDtype = a.weightDtype = dt;
-    a.groupEp = "ep";
-    a.groupTp = "tp";
+    Args a = moe_mc2::ArgsFor(ep, tp, shard, E, C, H, M, dt);
     auto v = moe_mc2::Validate(a);
     if (!v.ok()) {
         std::printf("%s: invalid: %s\n", title, v.message.c_str());

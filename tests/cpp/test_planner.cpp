@@ -8,27 +8,10 @@
 
 using moe_mc2::Args;
 
-namespace {
-
-Args Make(int64_t ep, int64_t tp, int64_t shard, int64_t E, int64_t C, int64_t H, int64_t M)
-{
-    Args a;
-    a.ep = ep;
-    a.tp = tp;
-    a.shardType = shard;
-    a.x = {E, shard == 1 ? C / tp : C, shard == 1 ? H : H / tp};
-    a.weight = {E / ep, H, M / tp};
-    a.groupEp = "ep";
-    a.groupTp = "tp";
-    return a;
-}
-
-}  // namespace
-
 TEST(Planner, RecurrenceAndBounds)
 {
     for (int shard = 0; shard <= 1; ++shard) {
-        Args a = Make(4, 2, shard, 16, 282, 12288, 12288);
+        Args a = moe_mc2::ArgsFor(4, 2, shard, 16, 282, 12288, 12288);
         ASSERT_TRUE(moe_mc2::Validate(a).ok());
         moe_mc2::Plan p = moe_mc2::PlanTiles(a);
         ASSERT_EQ(p.tiles.size(), aag::NumTiles(p.g));
@@ -54,7 +37,7 @@ TEST(Planner, RecurrenceAndBounds)
 
 TEST(Planner, SeedShapeOverlapsCommunication)
 {
-    Args a = Make(4, 2, 1, 4, 1024, 1024, 8192);
+    Args a = moe_mc2::ArgsFor(4, 2, 1, 4, 1024, 1024, 8192);
     moe_mc2::Plan p = moe_mc2::PlanTiles(a);
     // compute-bound: the local block hides part of the exchange
     EXPECT_LT(p.makespan, p.noOverlap);
@@ -65,7 +48,7 @@ TEST(Planner, SeedShapeOverlapsCommunication)
 TEST(Planner, BalancedShapeIsPipelined)
 {
     // comm ~ compute: several remote tiles must beat one, by a wide margin
-    Args a = Make(4, 2, 1, 8, 2048, 4096, 2048);
+    Args a = moe_mc2::ArgsFor(4, 2, 1, 8, 2048, 4096, 2048);
     moe_mc2::Plan p = moe_mc2::PlanTiles(a);
     EXPECT_GT(aag::NumRemoteTiles(p.g), 2U);
     moe_mc2::Plan one = moe_mc2::Evaluate(moe_mc2::MakeGeom(a, 2, a.x[1]), 2);
@@ -75,7 +58,7 @@ TEST(Planner, BalancedShapeIsPipelined)
 
 TEST(Planner, PlannerIsTheMinimumOverLegalShapes)
 {
-    Args a = Make(2, 2, 0, 8, 64, 256, 512);
+    Args a = moe_mc2::ArgsFor(2, 2, 0, 8, 64, 256, 512);
     moe_mc2::Dims d = moe_mc2::DeriveDims(a);
     moe_mc2::Plan p = moe_mc2::PlanTiles(a);
     for (int64_t e = 1; e <= d.El; ++e) {
@@ -89,7 +72,7 @@ TEST(Planner, ClosedFormsMatchTheEnumeratedBlocks)
     // the planner prices copies and matmuls with closed forms; they must equal
     // what aag::CopyBlockAt / aag::RunAt enumerate for every rank
     for (int shard = 0; shard <= 1; ++shard) {
-        Args a = Make(4, 2, shard, 12, 10, 8, 6);
+        Args a = moe_mc2::ArgsFor(4, 2, shard, 12, 10, 8, 6);
         moe_mc2::Dims d = moe_mc2::DeriveDims(a);
         for (int64_t e = 1; e <= d.El; ++e)
             for (int64_t c = 1; c <= d.Rx; ++c) {
@@ -121,7 +104,7 @@ TEST(Planner, WorkspaceRegionsAreDisjointAndHoldEveryTile)
 {
     for (int shard = 0; shard <= 1; ++shard)
         for (int y2 = 0; y2 <= 1; ++y2) {
-            Args a = Make(4, 4, shard, 8, 12, 16, 8);
+            Args a = moe_mc2::ArgsFor(4, 4, shard, 8, 12, 16, 8);
             a.y2Flag = y2;
             moe_mc2::Dims d = moe_mc2::DeriveDims(a);
             for (int64_t c : {(d.Rx + 1) / 2, (d.Rx + 2) / 3, d.Rx}) {
@@ -159,7 +142,7 @@ TEST(Planner, TilingKeysAreDistinct)
                 for (uint32_t y2 = 0; y2 < 2; ++y2)
                     for (uint32_t y3 = 0; y3 < 2; ++y3) keys.insert(aag::TilingKey(s, tw, b, y2, y3));
     EXPECT_EQ(keys.size(), 32U);
-    Args a = Make(2, 2, 1, 4, 4, 4, 4);
+    Args a = moe_mc2::ArgsFor(2, 2, 1, 4, 4, 4, 4);
     a.y3Flag = true;  // no activation: y3 is not produced, so not in the key
     EXPECT_EQ(moe_mc2::TilingKeyOf(a), aag::TilingKey(1, 0, 0, 0, 0));
     a.actType = 2;
