@@ -102,7 +102,7 @@ def _compute_only(cfg, y2, w, b, act, chunk_rows: int = 128):
     for e in range(El):
         for r0 in range(0, rows, chunk_rows):
             r1 = min(rows, r0 + chunk_rows)
-            epilogue(acc[e, r0:r1], None if b32 is None else b32[e], act, y2.dtype, y1[e, r0:r1], None)
+            epilogue(acc[e, r0:r1], None if b32 is None else b32[e], act, y1[e, r0:r1], None)
     return y1
 
 

@@ -136,6 +136,7 @@ class _Forward:
         xv = x.unflatten(0, (s.ep, s.El))  # (ep, El, x_rows, x_cols): a view for any x strides
         comm = _CommPipeline(self.plan, xv, s, self.ep_group, self.tp_group)
         comm.poll()
+        stage, compute = (self._stage1, self._tile_shard1) if s.shard_type == 1 else (self._stage0, self._tile_shard0)
         k = 0
         for e0, e1 in self.plan.expert_blocks:
             w = self.math.weight_block(self.weight[e0:e1])
@@ -144,8 +145,6 @@ class _Forward:
             while k < len(self.plan.tiles) and self.plan.tiles[k].e1 <= e1:
                 tile = self.plan.tiles[k]
                 wt = w[tile.e0 - e0:tile.e1 - e0]
-                stage, compute = (self._stage1, self._tile_shard1) if s.shard_type == 1 else \
-                    (self._stage0, self._tile_shard0)
                 staged = stage(tile, comm.take(k))  # the gathered buffer is freed once staged
                 with trace.span("compute", f"tile {k}"):
                     compute(tile, staged, wt)
@@ -161,7 +160,7 @@ class _Forward:
     def _finish(self, acc4, e0, e1, dst):
         """acc4 (ek, blocks, rows, N), a product -> epilogue into the index `dst` of y1/y3's 4-D views."""
         y1v, y3v = self._views4(self.y1), self._views4(self.y3)
-        epilogue(acc4, self._bias(e0, e1), self.act, self.x.dtype, y1v[dst], None if y3v is None else y3v[dst])
+        epilogue(acc4, self._bias(e0, e1), self.act, y1v[dst], None if y3v is None else y3v[dst])
 
     def _views4(self, y):
         """y (El, rows, cols) as (El, blocks, block_rows, cols): the row blocks of SPEC's layout."""

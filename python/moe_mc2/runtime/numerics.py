@@ -42,7 +42,7 @@ class TileMath:
 EPILOGUE_CHUNK = 1 << 16  # fp32 elements (256 KiB) per piece: cache-resident temporaries
 
 
-def epilogue(acc: torch.Tensor, bias32, act: int, dtype: torch.dtype, y1_dst, y3_dst) -> None:
+def epilogue(acc: torch.Tensor, bias32, act: int, y1_dst, y3_dst) -> None:
     """acc (+ bias) -> y3, act -> y1, each rounded once into its destination view.
 
     `acc` is TileMath.product's result (fp32 ones are clobbered). Works on row pieces of at most
