@@ -9,8 +9,10 @@ _FP32_SUM = 2.0 ** -18  # fp32 accumulation-order differences, relative to sum |
 
 
 def intermediate_roundings(dtype: torch.dtype, device: torch.device) -> int:
-    """Roundings before the epilogue: 1 for bf16 on CPU (see runtime/numerics.py), else 0."""
-    return 1 if (dtype == torch.bfloat16 and device.type == "cpu") else 0
+    """Roundings the runtime makes before its epilogue for this dtype and device (numerics.py)."""
+    from .runtime.numerics import TileMath
+
+    return TileMath(dtype, device).rounds_before_epilogue
 
 
 def rounding_ratio(out: torch.Tensor, ref: torch.Tensor, scale: torch.Tensor, *,

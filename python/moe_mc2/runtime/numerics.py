@@ -24,6 +24,11 @@ class TileMath:
         self.upcast = dtype != torch.float32 and (device.type == "cpu" and dtype == torch.float16)
         self.out_dtype_kw = dtype != torch.float32 and device.type == "cuda"
 
+    @property
+    def rounds_before_epilogue(self) -> int:
+        """1 where the GEMM itself rounds to x's dtype (bf16 on CPU), else 0."""
+        return int(self.dtype != torch.float32 and not self.upcast and not self.out_dtype_kw)
+
     def weight_block(self, w: torch.Tensor) -> torch.Tensor:
         """The weight slice in the dtype the matmul reads (a copy only when upcasting)."""
         return w.float() if self.upcast else w
