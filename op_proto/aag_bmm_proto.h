@@ -16,7 +16,7 @@
  *   act_type: 0 None, 1 GELU (tanh form), 2 Silu, 3 Relu, 4 FastGELU
  *   ep_world_size, tp_world_size in {2, 4, 8, 16}; group_ep != group_tp,
  *   E in [2, 2048] and a multiple of ep; H and N in [1, 65535]; C > 0.
- * An output that is not produced has shape (0,).
+ * An output that is not produced has shape [0, 0, 0].
  */
 #ifndef MOE_MC2_OP_PROTO_AAG_BMM_PROTO_H
 #define MOE_MC2_OP_PROTO_AAG_BMM_PROTO_H

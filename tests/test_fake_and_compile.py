@@ -32,8 +32,8 @@ def test_fake_inference_over_the_matrix():
         y1, y2, y3 = _fake_call(mode, case)
         want_y3 = case["y3"] and case["act"] != "None"
         assert tuple(y1.shape) == (4, 24, 10), case
-        assert tuple(y2.shape) == ((4, 24, 16) if case["y2"] else (0,)), case
-        assert tuple(y3.shape) == ((4, 24, 10) if want_y3 else (0,)), case
+        assert tuple(y2.shape) == ((4, 24, 16) if case["y2"] else (0, 0, 0)), case
+        assert tuple(y3.shape) == ((4, 24, 10) if want_y3 else (0, 0, 0)), case
         assert y1.dtype == y2.dtype == y3.dtype == DT[case["dtype"]]
 
 

@@ -90,8 +90,8 @@ def test_case_shapes_and_dtypes_are_a_valid_call(case):
                             portable=False)
     want_y2, want_y3 = rules.output_flags(at["output_y2_flag"], at["output_y3_flag"], at["act_type"])
     assert d["y1"]["shape"] == list(s.y1)
-    assert d["y2"]["shape"] == (list(s.y2) if want_y2 else [0])
-    assert d["y3"]["shape"] == (list(s.y1) if want_y3 else [0])
+    assert d["y2"]["shape"] == (list(s.y2) if want_y2 else [0, 0, 0])
+    assert d["y3"]["shape"] == (list(s.y1) if want_y3 else [0, 0, 0])
     assert {_type(d[n]) for n in GE_OUTPUTS} == {_type(d["x"])}
 
 

@@ -150,8 +150,8 @@ def test_aclnn_path_passes_everything_in_order(fresh_npu, monkeypatch, transpose
     assert c[3:12] == ("hccl_1", "hccl_2", 2, 2, 1, act, transposed, y2, y3 and act != 0)
     assert c[12] is y1 and c[13] is y2_out and c[14] is y3_out
     assert y1.shape == (2, 12, 5) and y1.dtype == torch.float16
-    assert y2_out.shape == ((2, 12, 8) if y2 else (0,))
-    assert y3_out.shape == ((2, 12, 5) if (y3 and act != 0) else (0,))
+    assert y2_out.shape == ((2, 12, 8) if y2 else (0, 0, 0))
+    assert y3_out.shape == ((2, 12, 5) if (y3 and act != 0) else (0, 0, 0))
 
 
 def test_aclnn_path_rejects_float32_before_launch(fresh_npu, monkeypatch):

@@ -31,8 +31,8 @@ def test_valid_case_shapes(case):
     s = rules.check_forward(**k)
     want_y2, want_y3 = rules.output_flags(case["y2_flag"], case["y3_flag"], case["act_type"])
     assert s.y1 == _expected(case, "y1")
-    assert (s.y2 if want_y2 else (0,)) == _expected(case, "y2")
-    assert (s.y1 if want_y3 else (0,)) == _expected(case, "y3")
+    assert (s.y2 if want_y2 else (0, 0, 0)) == _expected(case, "y2")
+    assert (s.y1 if want_y3 else (0, 0, 0)) == _expected(case, "y3")
     if not case["npu"]:  # portable-only: the NPU rule set rejects it
         with pytest.raises(ContractTypeError) as e:
             rules.check_forward(**k, portable=False)

@@ -186,8 +186,8 @@ OutShapes InferShapes(const Args &a)
     Dims d = DeriveDims(a);
     OutShapes o;
     o.y1 = {d.El, d.ep * d.C, d.N};
-    o.y2 = d.y2Out ? std::vector<int64_t>{d.El, d.ep * d.C, d.H} : std::vector<int64_t>{0};
-    o.y3 = d.y3Out ? std::vector<int64_t>{d.El, d.ep * d.C, d.N} : std::vector<int64_t>{0};
+    o.y2 = d.y2Out ? std::vector<int64_t>{d.El, d.ep * d.C, d.H} : std::vector<int64_t>{0, 0, 0};
+    o.y3 = d.y3Out ? std::vector<int64_t>{d.El, d.ep * d.C, d.N} : std::vector<int64_t>{0, 0, 0};
     return o;
 }
 

@@ -72,7 +72,7 @@ struct Dims {
 Dims DeriveDims(const Args &a);  // requires Validate(a).ok()
 
 struct OutShapes {
-    std::vector<int64_t> y1, y2, y3;  // an output not produced is {0}
+    std::vector<int64_t> y1, y2, y3;  // an output not produced is {0, 0, 0}
 };
 OutShapes InferShapes(const Args &a);  // requires Validate(a).ok()
 

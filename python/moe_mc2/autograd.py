@@ -28,7 +28,7 @@ from . import adjoint_ops  # noqa: F401  (defines the adjoint op)
 from .contract import activations
 from .contract.activations import Act
 from .contract.names import ADJOINT_OP_NAME, LIBRARY, OP_NAME
-from .contract.rules import is_transposed_weight
+from .contract.rules import EMPTY_OUTPUT_SHAPE, is_transposed_weight
 
 _lib = torch.library.Library(LIBRARY, "IMPL")
 
@@ -132,9 +132,8 @@ class _ForwardFn(torch.autograd.Function):
         y1, y2, y3 = _below_autograd(_FORWARD_OP, keyset, x, weight, bias=bias, **run_kw)
         forward_setup_context(ctx, (x, weight), dict(run_kw, bias=bias), (y1, y2, y3), needs=needs)
         ctx.set_materialize_grads(False)
-        empty = x.new_empty((0,))
-        out2 = y2 if user_y2 else empty
-        out3 = y3 if user_y3 else x.new_empty((0,))
+        out2 = y2 if user_y2 else x.new_empty(EMPTY_OUTPUT_SHAPE)
+        out3 = y3 if user_y3 else x.new_empty(EMPTY_OUTPUT_SHAPE)
         for t in (out2, out3):
             if t.numel() == 0:
                 ctx.mark_non_differentiable(t)

@@ -31,8 +31,8 @@ def _forward_fake(x, weight, *, bias=None, group_ep, group_ep_worldsize, group_t
                               shard_type, act_type)
     want_y2, want_y3 = rules.output_flags(need_allgather_out, need_activation_feature, act_type)
     y1 = x.new_empty(s.y1)
-    y2 = x.new_empty(s.y2 if want_y2 else (0,))
-    y3 = x.new_empty(s.y1 if want_y3 else (0,))
+    y2 = x.new_empty(s.y2 if want_y2 else rules.EMPTY_OUTPUT_SHAPE)
+    y3 = x.new_empty(s.y1 if want_y3 else rules.EMPTY_OUTPUT_SHAPE)
     return y1, y2, y3
 
 

@@ -11,6 +11,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from .contract import activations
+from .contract.rules import EMPTY_OUTPUT_SHAPE
 
 
 def world_rank(i: int, t: int, ep: int) -> int:
@@ -65,7 +66,7 @@ def forward(
         if bias is not None:
             y3 = y3 + bias.double().reshape(bias.shape[0], 1, bias.shape[-1])
         y1 = activations.apply(y3, act_type)
-        empty = xs[r].new_empty((0,))
+        empty = xs[r].new_empty(EMPTY_OUTPUT_SHAPE)
         out.append((
             y1.to(dtype),
             y2 if need_allgather_out else empty,

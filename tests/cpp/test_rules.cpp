@@ -131,7 +131,7 @@ TEST(Rules, Y3NeedsAnActivation)
     a.groupEp = "ep";
     a.groupTp = "tp";
     a.y3Flag = true;
-    EXPECT_EQ(moe_mc2::InferShapes(a).y3, (std::vector<int64_t>{0}));
+    EXPECT_EQ(moe_mc2::InferShapes(a).y3, (std::vector<int64_t>{0, 0, 0}));
     a.actType = 3;
     EXPECT_EQ(moe_mc2::InferShapes(a).y3, (std::vector<int64_t>{1, 8, 3}));
 }

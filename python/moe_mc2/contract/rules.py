@@ -19,6 +19,9 @@ WORLD_SIZES = (2, 4, 8, 16)
 E_MIN, E_MAX = 2, 2048
 DIM_MIN, DIM_MAX = 1, 65535  # H and M/tp
 GROUP_NAME_MAX = 127  # "shorter than 128 characters"
+# An output the call does not produce: 3-D like the real one, no elements (CANN's infershape and
+# the ecosystem's meta kernels declare it [0, 0, 0]).
+EMPTY_OUTPUT_SHAPE = (0, 0, 0)
 
 NPU_DTYPES = (torch.float16, torch.bfloat16)
 PORTABLE_DTYPES = NPU_DTYPES + (torch.float32,)

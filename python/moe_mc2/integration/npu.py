@@ -143,8 +143,8 @@ def _forward_npu(x, weight, *, bias=None, group_ep, group_ep_worldsize, group_tp
     want_y2, want_y3 = rules.output_flags(need_allgather_out, need_activation_feature, act_type)
     w, transposed = weight_for_aclnn(weight)
     y1 = x.new_empty(s.y1)
-    y2 = x.new_empty(s.y2 if want_y2 else (0,))
-    y3 = x.new_empty(s.y1 if want_y3 else (0,))
+    y2 = x.new_empty(s.y2 if want_y2 else rules.EMPTY_OUTPUT_SHAPE)
+    y3 = x.new_empty(s.y1 if want_y3 else rules.EMPTY_OUTPUT_SHAPE)
     ext = load_extension(package_dir)
     ext.run(x.contiguous(), w, None if bias is None else bias.contiguous(),
             hccl_comm_name(group_ep), hccl_comm_name(group_tp), group_ep_worldsize, group_tp_worldsize,

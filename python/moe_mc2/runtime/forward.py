@@ -149,7 +149,7 @@ class _Forward:
                 with trace.span("compute", f"tile {k}"):
                     compute(tile, staged, wt)
                 k += 1
-        empty = x.new_empty((0,))
+        empty = x.new_empty(rules.EMPTY_OUTPUT_SHAPE)
         return (self.y1, empty if self.y2 is None else self.y2, empty if self.y3 is None else self.y3)
 
     # -- pieces ---------------------------------------------------------------------------

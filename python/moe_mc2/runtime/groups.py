@@ -1,31 +1,67 @@
-"""From the op's group arguments to ProcessGroups, with SPEC's checks on them."""
+"""From the op's group arguments to ProcessGroups and HCCL communicator names.
+
+A group argument reaches the op in one of three forms, the ones the ecosystem passes:
+  - a `ProcessGroup` (turned into its c10d `group_name` by the Python entry points, since the
+    op schema carries strings),
+  - a c10d group name (`ProcessGroup.group_name`),
+  - an HCCL communicator name (`pg._get_backend(torch.device("npu")).get_hccl_comm_name(rank)`),
+    what the seed's example, MindSpeed and torch_npu's own MC2 ops pass.
+The portable runtime needs the ProcessGroup (`resolve`); GE and aclnn need the communicator name
+(`comm_name`).
+"""
 from __future__ import annotations
 
+import torch
 import torch.distributed as dist
 from torch.distributed import distributed_c10d as c10d
 
 from ..contract.errors import ContractValueError
 
+_ACCEPTED = "a ProcessGroup, its group_name, or the HCCL communicator name of one"
+
 
 def group_name(group) -> str:
-    """A ProcessGroup's name, or the name itself."""
+    """A ProcessGroup's c10d name; anything else unchanged (the contract checks its type)."""
     if isinstance(group, dist.ProcessGroup):
         return group.group_name
     return group
 
 
+def _by_c10d_name(name: str):
+    try:
+        return c10d._resolve_process_group(name)
+    except Exception:  # unknown names raise various errors across versions
+        return None
+
+
+def _hccl_comm_name(group) -> str | None:
+    """The group's HCCL communicator name on this rank; None where the group has no HCCL backend."""
+    try:
+        backend = group._get_backend(torch.device("npu"))
+        return backend.get_hccl_comm_name(dist.get_rank())
+    except Exception:  # no NPU backend (CPU, CUDA, torch_npu absent)
+        return None
+
+
+def _by_comm_name(name: str):
+    """The registered ProcessGroup whose HCCL communicator is called `name` (asks every group)."""
+    for group in list(getattr(c10d._world, "pg_names", {})):
+        if dist.get_rank(group) >= 0 and _hccl_comm_name(group) == name:
+            return group
+    return None
+
+
 def resolve(op: str, arg: str, name: str, size: int):
-    """The ProcessGroup called `name`, checked to have `size` ranks, with this rank in it."""
+    """The ProcessGroup `name` stands for, checked to have `size` ranks, with this rank in it."""
     if not dist.is_initialized():
         raise ContractValueError(op, arg, name, "group.exists",
                                  "torch.distributed is not initialized; call init_process_group first")
-    try:
-        group = c10d._resolve_process_group(name)
-    except Exception:  # unknown names raise various errors across versions
-        group = None
+    group = _by_c10d_name(name)
+    if group is None:
+        group = _by_comm_name(name)
     if group is None:
         raise ContractValueError(op, arg, name, "group.exists",
-                                 "must name an existing ProcessGroup (ProcessGroup.group_name)")
+                                 f"must name an existing group: {_ACCEPTED} (no registered group matches)")
     real = dist.get_world_size(group)
     if real != size:
         raise ContractValueError(op, arg, name, "group.size",
@@ -33,6 +69,22 @@ def resolve(op: str, arg: str, name: str, size: int):
     if dist.get_rank(group) < 0:
         raise ContractValueError(op, arg, name, "group.member", "this rank is not a member of the group")
     return group
+
+
+def comm_name(name: str) -> str:
+    """The HCCL communicator name GE and aclnn take for a group argument.
+
+    A c10d group name of a group with an HCCL backend becomes its communicator's name; any other
+    string is passed through unchanged (it is a communicator name already, as the seed passes
+    it, or a group GE resolves by that name).
+    """
+    if dist.is_available() and dist.is_initialized():
+        group = _by_c10d_name(name)
+        if group is not None:
+            hccl = _hccl_comm_name(group)
+            if hccl is not None:
+                return hccl
+    return name
 
 
 def backend_name(group) -> str:
