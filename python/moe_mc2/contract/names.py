@@ -40,3 +40,20 @@ GE_ATTRS = (
 # The generated aclnn entry points of the OPP package.
 ACLNN_GET_WORKSPACE = "aclnnAlltoAllAllGatherBatchMatMulGetWorkspaceSize"
 ACLNN_RUN = "aclnnAlltoAllAllGatherBatchMatMul"
+
+# The adjoint op lowers to CANN's built-in BatchMatMulReduceScatterAlltoAll (this project ships
+# no OPP for it): its GE prototype and its aclnn entry points, as CANN publishes them.
+ADJOINT_GE_OP_TYPE = "BatchMatMulReduceScatterAlltoAll"
+ADJOINT_GE_INPUTS = ("x", "weight", "bias")
+ADJOINT_GE_OPTIONAL_INPUTS = ("bias",)
+ADJOINT_GE_OUTPUTS = ("y",)
+ADJOINT_GE_ATTRS = (
+    GeAttr("group_ep", "str", True),
+    GeAttr("group_tp", "str", True),
+    GeAttr("ep_world_size", "int", True),
+    GeAttr("tp_world_size", "int", True),
+    GeAttr("y_shard_type", "int", False, 0),
+    GeAttr("transpose_weight", "bool", False, False),
+)
+ADJOINT_ACLNN_GET_WORKSPACE = "aclnnBatchMatMulReduceScatterAlltoAllGetWorkspaceSize"
+ADJOINT_ACLNN_RUN = "aclnnBatchMatMulReduceScatterAlltoAll"
