@@ -444,3 +444,23 @@ def test_groups_reach_aclnn_as_communicator_names(use, tree, core, one_rank_worl
                      group_tp=given[1], group_tp_worldsize=TP)
     _, args = split(libs["builtin"].events(), ADJ, core.FAKE_STREAM)
     assert args[3:5] == ["hccl_comm_ep_7", "hccl_comm_tp_9"]
+
+
+def test_core_refuses_a_weight_that_contradicts_transpose_weight(use, tree, core):
+    """The core holds the Python side to CANN's notion of a transposed weight before any call."""
+    libs, _ = tree
+    use("package+builtin")
+    npu.extension_for(npu.routes()["forward"])
+    npu.extension_for(npu.routes()["adjoint"])
+    x = torch.randn(E, C, H // TP).half()
+    y1 = torch.empty(EL, EP * C, N).half()
+    plain = torch.randn(EL, H, N).half()
+    with pytest.raises(RuntimeError, match="the weight must be contiguous or, with transpose_weight"):
+        core.forward(x, plain, None, "a", "b", EP, TP, 0, 0, True, y1, None, None)  # flag without the layout
+    with pytest.raises(RuntimeError, match="the weight must be contiguous or, with transpose_weight"):
+        core.forward(x, torch.randn(EL, H, 2 * N).half()[:, :, ::2], None, "a", "b", EP, TP, 0, 0, False, y1,
+                     None, None)  # neither layout
+    with pytest.raises(RuntimeError, match="the weight must be contiguous or, with transpose_weight"):
+        core.adjoint(torch.randn(EL, EP * C, N).half(), torch.randn(EL, N, H).half(), None, "a", "b", EP, TP, 0,
+                     True, torch.empty(E, C, H // TP).half())
+    assert [e for e in libs["package"].events() + libs["builtin"].events() if e["event"] != "destroy"] == []
