@@ -1,4 +1,5 @@
-"""Optional integrations: the torchair graph converter and the eager NPU kernel.
+"""Optional integrations: the torchair graph converter and the eager NPU kernels of both ops
+(which kernel serves each op on an NPU: docs/npu.md).
 
 `register_all()` runs at `import moe_mc2`. Each integration is attempted only when its
 dependency is installed; a missing one is silent, a broken one is logged (never raised), so

@@ -1,33 +1,73 @@
-"""Eager NPU kernel of `moe_mc2::npu_alltoall_allgather_bmm` (PrivateUse1).
+"""Eager NPU kernels (PrivateUse1) of both ops: a fused CANN kernel through aclnn where one exists.
 
-With the moe_mc2 OPP package installed, calls aclnnAlltoAllAllGatherBatchMatMul through a small
-torch_npu C++ extension (csrc/, built on first use). Without it, runs the portable runtime over
-HCCL and says so once. The decisions are plain functions over an environment mapping and a
-path predicate, so they are tested here without an NPU.
+Each op is served by the first of these that the machine has, decided once (at the first NPU
+call) and logged once (`routes()` tells the same at any time):
+
+  npu_alltoall_allgather_bmm (forward)
+    1. package  - this project's OPP package (vendor `moe_mc2`): its generated
+                  aclnnAlltoAllAllGatherBatchMatMul from `<vendor>/op_api/lib/libcust_opapi.so`;
+    2. builtin  - CANN's own aclnnAlltoAllAllGatherBatchMatMul, if an op-API library of the
+                  installed CANN exports it (libopapi.so, libopapi_*.so: probed for the symbol);
+    3. portable - the overlapped torch.distributed pipeline over HCCL (moe_mc2.runtime).
+  npu_bmm_reducescatter_alltoall (adjoint; used by the backward)
+    1. builtin  - CANN's aclnnBatchMatMulReduceScatterAlltoAll (the package ships no adjoint);
+    2. portable.
+
+A portable route is announced by one warning naming what is missing. `MOE_MC2_NPU_ROUTE`
+narrows the choice: `builtin` skips the package, `portable` skips every fused kernel.
+
+The aclnn calls go through a small C++ extension (csrc/: aclnn_decls.h, aclnn_core.h,
+aag_bmm_aclnn.cpp) that torch.utils.cpp_extension builds on first use. Group arguments reach
+aclnn as HCCL communicator names (`runtime.groups.comm_name`). Everything here except the
+build and the launch is plain Python over an environment mapping, tested without an NPU.
 """
 from __future__ import annotations
 
+import ctypes
+import dataclasses
+import glob as _glob
+import importlib.util
 import logging
 import os
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Sequence
 
 import torch
 
 from ..contract import rules
-from ..contract.names import ACLNN_RUN, LIBRARY
+from ..contract.names import ACLNN_RUN, ADJOINT_ACLNN_RUN, ADJOINT_OP_NAME, LIBRARY, OP_NAME
 
 log = logging.getLogger(__name__)
 
 VENDOR = LIBRARY  # the OPP vendor name build.sh packages under (vendors/moe_mc2)
 OPAPI_LIB = os.path.join("op_api", "lib", "libcust_opapi.so")  # where the generated aclnn lives
 CSRC_DIR = os.path.join(os.path.dirname(__file__), "csrc")
+BRIDGE_SOURCE = os.path.join(CSRC_DIR, "aag_bmm_aclnn.cpp")
 EXTENSION_NAME = "moe_mc2_aclnn"
+ROUTE_ENV = "MOE_MC2_NPU_ROUTE"
 
-PATH_ACLNN = "aclnn"
-PATH_PORTABLE = "portable"
+FORWARD, ADJOINT = "forward", "adjoint"
+OP_OF = {FORWARD: OP_NAME, ADJOINT: ADJOINT_OP_NAME}
+ENTRY = {FORWARD: ACLNN_RUN, ADJOINT: ADJOINT_ACLNN_RUN}  # aclnn<X>, aclnn<X>GetWorkspaceSize
+
+PACKAGE, BUILTIN, PORTABLE = "package", "builtin", "portable"
+ABI = {(FORWARD, PACKAGE): "package_forward", (FORWARD, BUILTIN): "builtin_forward",
+       (ADJOINT, BUILTIN): "builtin_adjoint"}  # the C++ ABIs (csrc/aclnn_core.h)
+
+# OpDef attributes that CANN's built-in aclnn entry points do not take: its wrappers derive
+# them from the tensors (tests/test_npu_bridge_compile.py holds the declarations to this).
+BUILTIN_DERIVED_ATTRS = {
+    "transpose_weight": "the weight's strides (a transposed (E/ep, M/tp, H) view)",
+    "output_y2_flag": "y2 passed as a tensor (not null)",
+    "output_y3_flag": "y3 passed as a tensor (not null)",
+}
+
+# What CANN's built-in kernels document beyond this project's contract (aclnn headers of
+# ops-transformer, mc2/): E <= 512 and E/ep <= 32. Larger calls stay on the portable pipeline.
+BUILTIN_E_MAX = 512
+BUILTIN_LOCAL_EXPERTS_MAX = 32
 
 
-# ---- decisions (pure) ---------------------------------------------------------------------------
+# ---- where the OPP package and CANN's op-API libraries are (pure) -----------------------------
 
 def opp_candidates(environ: Mapping[str, str]) -> list:
     """Vendor directories that may hold the package, in CANN's lookup order.
@@ -55,11 +95,6 @@ def find_opp_package(environ: Mapping[str, str] = os.environ,
     return None
 
 
-def choose_path(package_dir: Optional[str]) -> str:
-    """aclnn when the package is installed, else the portable runtime."""
-    return PATH_ACLNN if package_dir else PATH_PORTABLE
-
-
 def cann_home(environ: Mapping[str, str] = os.environ) -> Optional[str]:
     for key in ("ASCEND_HOME_PATH", "ASCEND_TOOLKIT_HOME"):
         if environ.get(key):
@@ -68,101 +103,307 @@ def cann_home(environ: Mapping[str, str] = os.environ) -> Optional[str]:
     return os.path.dirname(opp.rstrip("/")) if opp else None
 
 
+def builtin_candidates(environ: Mapping[str, str] = os.environ,
+                       exists: Callable[[str], bool] = os.path.isfile,
+                       glob: Callable[[str], list] = _glob.glob) -> list:
+    """CANN op-API libraries that may export the built-in aclnn ops, in the order torch_npu
+    looks: <home>/lib64/libopapi.so, then <home>/lib64/libopapi_*.so (CANN's per-package op
+    libraries), then plain `libopapi.so` for the dynamic linker's own search."""
+    out = []
+    home = cann_home(environ)
+    if home:
+        lib64 = os.path.join(home, "lib64")
+        main = os.path.join(lib64, "libopapi.so")
+        if exists(main):
+            out.append(main)
+        out += sorted(p for p in glob(os.path.join(lib64, "libopapi_*.so")) if p not in out)
+    out.append("libopapi.so")
+    return out
+
+
+def probe_symbols(library: str, symbols: Sequence[str]) -> Optional[str]:
+    """None when `library` loads and exports every symbol; otherwise why not."""
+    try:
+        lib = ctypes.CDLL(library, mode=os.RTLD_LAZY | os.RTLD_LOCAL)
+    except OSError as exc:
+        return f"{library}: cannot be loaded ({exc})"
+    missing = [s for s in symbols if not hasattr(lib, s)]
+    return f"{library}: does not export {', '.join(missing)}" if missing else None
+
+
+def entry_symbols(entry: str) -> tuple:
+    return (entry + "GetWorkspaceSize", entry)
+
+
+# ---- which kernel serves each op (pure) --------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    op: str  # FORWARD | ADJOINT
+    kind: str  # PACKAGE | BUILTIN | PORTABLE
+    library: Optional[str] = None  # the op-API library the entry points come from
+    missing: str = ""  # PORTABLE: what a fused kernel lacked
+
+    @property
+    def entry(self) -> Optional[str]:
+        return None if self.kind == PORTABLE else ENTRY[self.op]
+
+    @property
+    def abi(self) -> Optional[str]:
+        return ABI.get((self.op, self.kind))
+
+    def describe(self) -> str:
+        name = OP_OF[self.op]
+        if self.kind == PACKAGE:
+            return f"{name}: fused kernel of the moe_mc2 OPP package ({self.entry} from {self.library})"
+        if self.kind == BUILTIN:
+            return f"{name}: CANN's built-in fused kernel ({self.entry} from {self.library})"
+        return f"{name}: portable pipeline over HCCL ({self.missing})"
+
+
+def resolve_routes(environ: Mapping[str, str], *, torch_npu_present: bool,
+                   exists: Callable[[str], bool] = os.path.isfile,
+                   glob: Callable[[str], list] = _glob.glob,
+                   probe: Callable[[str, Sequence[str]], Optional[str]] = probe_symbols) -> dict:
+    """{FORWARD: Route, ADJOINT: Route} for this environment (see the module docstring)."""
+    mode = (environ.get(ROUTE_ENV) or "auto").strip().lower()
+    if mode not in ("auto", BUILTIN, PORTABLE):
+        raise ValueError(f"{ROUTE_ENV}={environ.get(ROUTE_ENV)!r}: expected auto, builtin or portable")
+    out = {}
+    for op in (FORWARD, ADJOINT):
+        symbols = entry_symbols(ENTRY[op])
+        if not torch_npu_present:
+            out[op] = Route(op, PORTABLE, missing="torch_npu is not importable")
+            continue
+        if mode == PORTABLE:
+            out[op] = Route(op, PORTABLE, missing=f"{ROUTE_ENV}=portable")
+            continue
+        tried = []
+        route = None
+        if op == FORWARD and mode == "auto":
+            vendor = find_opp_package(environ, exists)
+            if vendor is None:
+                looked = ", ".join(opp_candidates(environ)) or "ASCEND_CUSTOM_OPP_PATH and ASCEND_OPP_PATH unset"
+                tried.append(f"the moe_mc2 OPP package is not installed (looked in {looked})")
+            else:
+                library = os.path.join(vendor, OPAPI_LIB)
+                why = probe(library, symbols)
+                if why is None:
+                    route = Route(op, PACKAGE, library)
+                else:
+                    tried.append(why)
+        if route is None:
+            for library in builtin_candidates(environ, exists, glob):
+                why = probe(library, symbols)
+                if why is None:
+                    route = Route(op, BUILTIN, library)
+                    break
+                tried.append(why)
+        if route is None:
+            route = Route(op, PORTABLE, missing=f"no library provides {symbols[1]}[GetWorkspaceSize]: "
+                                                + "; ".join(tried))
+        out[op] = route
+    return out
+
+
+_ROUTES: Optional[dict] = None
+
+
+def _torch_npu_present() -> bool:
+    try:
+        return importlib.util.find_spec("torch_npu") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def routes() -> dict:
+    """The routes of this process: resolved at the first call, logged once, then fixed."""
+    global _ROUTES
+    if _ROUTES is None:
+        found = resolve_routes(os.environ, torch_npu_present=_torch_npu_present())
+        log.info("moe_mc2 NPU kernels: %s", "; ".join(r.describe() for r in found.values()))
+        portable = [r for r in found.values() if r.kind == PORTABLE]
+        if portable:
+            log.warning("moe_mc2: %s", " | ".join(
+                f"{OP_OF[r.op]} runs the portable pipeline over HCCL, not a fused CANN kernel: {r.missing}"
+                for r in portable))
+        _ROUTES = found
+    return _ROUTES
+
+
+def describe_routes() -> str:
+    return "\n".join(r.describe() for r in routes().values())
+
+
+def builtin_rejects(E: int, local_experts: int) -> Optional[str]:
+    """Why CANN's built-in kernels would refuse these sizes, or None."""
+    if E > BUILTIN_E_MAX:
+        return f"E = {E} > {BUILTIN_E_MAX}"
+    if local_experts > BUILTIN_LOCAL_EXPERTS_MAX:
+        return f"E/ep = {local_experts} > {BUILTIN_LOCAL_EXPERTS_MAX}"
+    return None
+
+
+def hccl_comm_name(group_name: str) -> str:
+    """Kept for integration/torchair.py of this branch, which imports it; the one implementation
+    is `runtime.groups.comm_name`."""
+    from ..runtime.groups import comm_name
+
+    return comm_name(group_name)
+
+
 def weight_for_aclnn(weight: torch.Tensor):
-    """(tensor to pass, transpose_weight): the stored (El, M/tp, H) layout is passed as it is."""
+    """(logical view to pass, transpose_weight).
+
+    A 3-D weight that is the transpose of a contiguous tensor (e.g. `w.transpose(1, 2)` of the
+    stored (E/ep, M/tp, H) layout) is passed as it is, with the exact strides CANN recognises
+    as transposed (size-1 dims may carry any stride in torch); anything else is made contiguous.
+    The C++ core hands the package the stored layout and CANN's built-ins the view.
+    """
     if rules.is_transposed_weight(weight):
-        return weight.transpose(1, 2), True
+        b, r, c = weight.shape
+        return weight.as_strided((b, r, c), (r * c, 1, r)), True
     return weight.contiguous(), False
 
 
-# ---- environment (needs torch_npu / HCCL) -------------------------------------------------------
+# ---- the C++ extension ------------------------------------------------------------------------
 
-def hccl_comm_name(group_name: str) -> str:
-    """The HCCL communicator name of the ProcessGroup called `group_name` (what GE/aclnn take)."""
-    import torch.distributed as dist
-    from torch.distributed import distributed_c10d as c10d
+def extension_spec(npu_root: str, cann_include_dirs: Sequence[str] = ()) -> dict:
+    """The arguments `load_extension` gives torch.utils.cpp_extension.load.
 
-    group = c10d._resolve_process_group(group_name)
-    backend = group._get_backend(torch.device("npu"))
-    return backend.get_hccl_comm_name(dist.get_rank())
+    `npu_root` is torch_npu's package directory (its include/ holds torch_npu's and ACL's
+    headers); `cann_include_dirs` add CANN's (aclnn/acl_meta.h), after torch_npu's own.
+    tests/test_npu_bridge_compile.py compiles the bridge with exactly these.
+    """
+    inc = os.path.join(npu_root, "include")
+    return dict(
+        name=EXTENSION_NAME,
+        sources=[BRIDGE_SOURCE],
+        extra_include_paths=[inc, os.path.join(inc, "third_party", "hccl", "inc"),
+                             os.path.join(inc, "third_party", "acl", "inc"), *cann_include_dirs],
+        extra_cflags=["-O2"],
+        extra_ldflags=[f"-L{os.path.join(npu_root, 'lib')}", "-ltorch_npu", "-ldl"],
+    )
 
 
 _extension = None
+_bound: dict = {}
 
 
-def load_extension(package_dir: str):
-    """Build (once, cached by torch) and load the aclnn bridge against torch_npu and CANN."""
+def load_extension():
+    """Build (once; torch caches it under ~/.cache/torch_extensions) and import the bridge."""
     global _extension
     if _extension is None:
         import torch_npu  # noqa: PLC0415
         from torch.utils.cpp_extension import load
 
-        npu_root = os.path.dirname(torch_npu.__file__)
-        home = cann_home() or ""
-        _extension = load(
-            name=EXTENSION_NAME,
-            sources=[os.path.join(CSRC_DIR, "aag_bmm_aclnn.cpp")],
-            extra_include_paths=[os.path.join(npu_root, "include"),
-                                 os.path.join(npu_root, "include", "third_party", "acl", "inc"),
-                                 os.path.join(home, "include")],
-            extra_ldflags=[f"-L{os.path.join(npu_root, 'lib')}", "-ltorch_npu",
-                           f"-L{os.path.join(home, 'lib64')}", "-lnnopbase", "-lascendcl", "-ldl"],
-            extra_cflags=["-O2"],
-        )
-        _extension.bind(os.path.join(package_dir, OPAPI_LIB), ACLNN_RUN)
+        home = cann_home()
+        cann_includes = [os.path.join(home, "include")] if home and os.path.isdir(os.path.join(home, "include")) else []
+        _extension = load(**extension_spec(os.path.dirname(torch_npu.__file__), cann_includes))
     return _extension
 
 
-_said_portable = False
+def extension_for(route: Route):
+    """The bridge with `route`'s entry points bound (dlopen + dlsym, once per op)."""
+    ext = load_extension()
+    key = (route.abi, route.library, route.entry)
+    if _bound.get(route.op) != key:
+        ext.bind(route.op, route.abi, route.library, route.entry)
+        _bound[route.op] = key
+    return ext
 
 
-def _say_portable_once():
-    global _said_portable
-    if not _said_portable:
-        _said_portable = True
-        log.warning("moe_mc2: the moe_mc2 OPP package is not installed (looked in %s); "
-                    "npu_alltoall_allgather_bmm runs the portable runtime over HCCL",
-                    ", ".join(opp_candidates(os.environ)) or "no ASCEND_CUSTOM_OPP_PATH/ASCEND_OPP_PATH")
+# ---- the kernels ------------------------------------------------------------------------------
+
+_said: set = set()
+
+
+def _say_once(key: str, message: str, *args) -> None:
+    if key not in _said:
+        _said.add(key)
+        log.warning(message, *args)
 
 
 def _forward_npu(x, weight, *, bias=None, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize,
                  shard_type=0, act_type=0, need_allgather_out=False, need_activation_feature=False):
-    from ..contract.rules import check_forward_tensors
+    route = routes()[FORWARD]
+    if route.kind != PORTABLE:
+        # The NPU rules (no float32) on every rank before any collective, as the portable path does.
+        s = rules.check_forward_tensors(x, weight, bias, group_ep, group_ep_worldsize, group_tp,
+                                        group_tp_worldsize, shard_type, act_type, portable=False)
+        why = builtin_rejects(s.E, s.El) if route.kind == BUILTIN else None
+        if why is None:
+            return _forward_aclnn(route, s, x, weight, bias, group_ep, group_ep_worldsize, group_tp,
+                                  group_tp_worldsize, shard_type, act_type, need_allgather_out,
+                                  need_activation_feature)
+        _say_once("forward-limits", "moe_mc2: %s with %s runs the portable pipeline (CANN's built-in kernel "
+                  "documents E <= %d, E/ep <= %d)", OP_NAME, why, BUILTIN_E_MAX, BUILTIN_LOCAL_EXPERTS_MAX)
+    from ..runtime import forward
+    return forward.run(x, weight, bias, group_ep=group_ep, ep=group_ep_worldsize, group_tp=group_tp,
+                       tp=group_tp_worldsize, shard_type=shard_type, act_type=act_type,
+                       need_allgather_out=need_allgather_out, need_activation_feature=need_activation_feature)
 
-    package_dir = find_opp_package()
-    if choose_path(package_dir) == PATH_PORTABLE:
-        _say_portable_once()
-        from ..runtime import forward
-        return forward.run(x, weight, bias, group_ep=group_ep, ep=group_ep_worldsize, group_tp=group_tp,
-                           tp=group_tp_worldsize, shard_type=shard_type, act_type=act_type,
-                           need_allgather_out=need_allgather_out, need_activation_feature=need_activation_feature)
 
-    # Same rules (NPU dtypes) on every rank before any collective, as the portable path does.
-    s = check_forward_tensors(x, weight, bias, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize,
-                              shard_type, act_type, portable=False)
+def _forward_aclnn(route, s, x, weight, bias, group_ep, ep, group_tp, tp, shard_type, act_type,
+                   need_allgather_out, need_activation_feature):
+    from ..runtime.groups import comm_name
+
     want_y2, want_y3 = rules.output_flags(need_allgather_out, need_activation_feature, act_type)
     w, transposed = weight_for_aclnn(weight)
     y1 = x.new_empty(s.y1)
-    y2 = x.new_empty(s.y2 if want_y2 else rules.EMPTY_OUTPUT_SHAPE)
-    y3 = x.new_empty(s.y1 if want_y3 else rules.EMPTY_OUTPUT_SHAPE)
-    ext = load_extension(package_dir)
-    ext.run(x.contiguous(), w, None if bias is None else bias.contiguous(),
-            hccl_comm_name(group_ep), hccl_comm_name(group_tp), group_ep_worldsize, group_tp_worldsize,
-            shard_type, act_type, transposed, want_y2, want_y3, y1, y2, y3)
-    return y1, y2, y3
+    y2 = x.new_empty(s.y2) if want_y2 else None  # not produced: null, as CANN's callers pass it
+    y3 = x.new_empty(s.y1) if want_y3 else None
+    extension_for(route).forward(
+        x.contiguous(), w, None if bias is None else bias.contiguous(), comm_name(group_ep), comm_name(group_tp),
+        ep, tp, shard_type, act_type, transposed, y1, y2, y3)
+    empty = rules.EMPTY_OUTPUT_SHAPE
+    return y1, x.new_empty(empty) if y2 is None else y2, x.new_empty(empty) if y3 is None else y3
+
+
+def _adjoint_npu(x, weight, *, bias=None, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize,
+                 shard_type=0):
+    from ..contract.adjoint_rules import check_adjoint_tensors
+
+    route = routes()[ADJOINT]
+    if route.kind != PORTABLE:
+        s = check_adjoint_tensors(x, weight, bias, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize,
+                                  shard_type, portable=False)
+        why = builtin_rejects(s.E, s.El)
+        if why is None:
+            return _adjoint_aclnn(route, s, x, weight, bias, group_ep, group_ep_worldsize, group_tp,
+                                  group_tp_worldsize, shard_type)
+        _say_once("adjoint-limits", "moe_mc2: %s with %s runs the portable pipeline (CANN's built-in kernel "
+                  "documents E <= %d, E/ep <= %d)", ADJOINT_OP_NAME, why, BUILTIN_E_MAX, BUILTIN_LOCAL_EXPERTS_MAX)
+    from ..runtime import adjoint
+    return adjoint.run(x, weight, bias, group_ep=group_ep, ep=group_ep_worldsize, group_tp=group_tp,
+                       tp=group_tp_worldsize, shard_type=shard_type)
+
+
+def _adjoint_aclnn(route, s, x, weight, bias, group_ep, ep, group_tp, tp, shard_type):
+    from ..runtime.groups import comm_name
+
+    w, transposed = weight_for_aclnn(weight)
+    out = x.new_empty(s.out)
+    extension_for(route).adjoint(
+        x.contiguous(), w, None if bias is None else bias.contiguous(), comm_name(group_ep), comm_name(group_tp),
+        ep, tp, shard_type, transposed, out)
+    return out
 
 
 _REGISTERED = False
 
 
 def register() -> bool:
-    """Register the PrivateUse1 kernel; only when torch_npu imports. Idempotent."""
+    """Register the PrivateUse1 kernels of both ops; only when torch_npu imports. Idempotent.
+    Nothing is probed or built here: that happens at the first NPU call."""
     global _REGISTERED
     if _REGISTERED:
         return True
     import torch_npu  # noqa: F401,PLC0415 - registers the "npu" PrivateUse1 backend
+    from ..adjoint_ops import ADJOINT_QUALNAME
     from ..ops import FORWARD_QUALNAME
 
     torch.library.impl(FORWARD_QUALNAME, "PrivateUse1")(_forward_npu)
+    torch.library.impl(ADJOINT_QUALNAME, "PrivateUse1")(_adjoint_npu)
     _REGISTERED = True
     return True
