@@ -120,6 +120,28 @@ def test_malformed_dims_fail(driver, bad):
     assert r.stdout.startswith("FAIL"), r.stdout
 
 
+def test_msopst_cases_declare_what_infershape_infers(driver):
+    # tests/msopst's output shapes (incl. [0, 0, 0] for outputs not produced) are op_proto's own answer
+    import json
+
+    cases = json.load(open(os.path.join(ROOT, "tests", "msopst", "AlltoAllAllGatherBatchMatMul_case.json"),
+                           encoding="utf-8"))
+    calls, wants = [], []
+    for case in cases:
+        at = {a["name"]: a["value"] for a in case["attr"]}
+        d = {x["name"]: x for x in case["input_desc"] + case["output_desc"]}
+        w = list(d["weight"]["shape"])
+        if at["transpose_weight"]:  # stored (El, M/tp, H): the driver takes the logical weight
+            w = [w[0], w[2], w[1]]
+        bias_type = d["bias"]["type"][0] if isinstance(d["bias"]["type"], list) else d["bias"]["type"]
+        calls.append(((d["x"]["shape"], w, None if bias_type == "UNDEFINED" else d["bias"]["shape"]),
+                      dict(ep=at["ep_world_size"], tp=at["tp_world_size"], shard=at["x_shard_type"],
+                           act=at["act_type"], y2=at["output_y2_flag"], y3=at["output_y3_flag"],
+                           gep=at["group_ep"], gtp=at["group_tp"])))
+        wants.append(tuple(list(d[n]["shape"]) for n in ("y1", "y2", "y3")))
+    assert run(driver, calls) == wants
+
+
 def test_the_adapter_calls_it():
     # the gert adapter must go through InferDims (a static-only path would reject -1 again)
     text = open(os.path.join(ROOT, "op_proto", "aag_bmm_infershape.cpp"), encoding="utf-8").read()
