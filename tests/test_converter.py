@@ -193,6 +193,50 @@ def test_matrix_graph_as_a_whole(matrix, route):
         assert shapes[3 * i + 2] == ([EL, rows, N] if (y3 and act) else [0, 0, 0])
 
 
+# ---- which producers of the weight fold into transpose_weight ------------------------------------
+
+def _weight_case(make_weight, stored_shape, also_use_view=False):
+    def fn(x, w_stored):
+        w = make_weight(w_stored)
+        y1, y2, y3 = torch.ops.moe_mc2.npu_alltoall_allgather_bmm(
+            x, w, group_ep=COMM_EP, group_ep_worldsize=EP, group_tp=COMM_TP, group_tp_worldsize=TP, shard_type=1)
+        return (y1, w * 2) if also_use_view else (y1,)
+
+    return fn, (torch.randn(E, C // TP, H, dtype=torch.float16), torch.randn(stored_shape, dtype=torch.float16))
+
+
+@pytest.mark.parametrize("name,make_weight,stored_shape,folds", [
+    ("transpose(1, 2)", lambda w: w.transpose(1, 2), (EL, N, H), True),
+    ("transpose(-1, -2)", lambda w: w.transpose(-1, -2), (EL, N, H), True),
+    ("permute(0, 2, 1)", lambda w: w.permute(0, 2, 1), (EL, N, H), True),
+    ("permute(1, 0, 2)", lambda w: w.permute(1, 0, 2), (H, EL, N), False),  # a Transpose, other dims
+    ("w * 1", lambda w: w * 1, (EL, H, N), False),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_only_a_last_two_dims_transpose_folds(ta, tmp_path, name, make_weight, stored_shape, folds):
+    fn, args = _weight_case(make_weight, stored_shape)
+    cap = through_torch_compile(ta, fn, args, tmp_path)
+    graph = Graph(cap.loaded[0].graph)
+    (node,) = graph.of_type("AlltoAllAllGatherBatchMatMul")
+    src, _ = graph.producer(node.input[1])
+    assert attr_value(node.attr["transpose_weight"]) == ("b", folds)
+    if folds:  # the stored tensor itself, the Transpose left without readers
+        assert src.type == "Data" and list(src.output_desc[0].shape.dim) == list(stored_shape)
+        assert all(graph.consumers.get(f"{t.name}:0", []) == [] for t in graph.of_type("Transpose"))
+    else:  # what torchair made of the view, as it is
+        assert src.type != "Data"
+
+
+def test_a_transpose_with_other_readers_stays_for_them(ta, tmp_path):
+    fn, args = _weight_case(lambda w: w.transpose(1, 2), (EL, N, H), also_use_view=True)
+    cap = through_torch_compile(ta, fn, args, tmp_path)
+    graph = Graph(cap.loaded[0].graph)
+    (node,) = graph.of_type("AlltoAllAllGatherBatchMatMul")
+    assert graph.producer(node.input[1])[0].type == "Data"
+    assert attr_value(node.attr["transpose_weight"]) == ("b", True)
+    (t,) = graph.of_type("Transpose")
+    assert [op.type for op, _ in graph.consumers[f"{t.name}:0"]] == ["Muls"]  # w_view * 2
+
+
 # ---- the adjoint op: CANN's built-in BatchMatMulReduceScatterAlltoAll ---------------------------
 
 ADJ_COMBOS = list(itertools.product((0, 1), (None, 2, 3), DTYPES, (False, True)))
