@@ -1,11 +1,16 @@
 """The seed's usage example, runnable with torchrun.
 
-    torchrun --nproc-per-node 8 examples/alltoall_allgather_bmm.py               # CPU, gloo
-    torchrun --nproc-per-node 8 examples/alltoall_allgather_bmm.py --backend hccl  # Ascend NPU
+    torchrun --nproc-per-node 8 examples/alltoall_allgather_bmm.py                   # CPU, gloo
+    torchrun --nproc-per-node 8 examples/alltoall_allgather_bmm.py --backend hccl    # Ascend NPU
+    torchrun --nproc-per-node 8 examples/alltoall_allgather_bmm.py --backend hccl --graph   # torchair graph
 
 Groups are built as in the seed: ep group k = ranks [j + ep*k], tp group k = ranks [j*ep + k].
-On an NPU with the moe_mc2 OPP package installed the call runs the fused kernel; elsewhere the
-portable overlapped runtime. Rank 0 writes y_<n>.bin like the seed when --save is given.
+On an NPU the op gets what the seed gives it, the groups' HCCL communicator names
+(`group._get_backend(torch.device("npu")).get_hccl_comm_name(rank)`); gloo and NCCL groups have
+none, so elsewhere it gets the ProcessGroups themselves (their c10d names work as well).
+On an NPU with the moe_mc2 OPP package installed the call runs the fused kernel; `--graph`
+compiles it with torchair into one AlltoAllAllGatherBatchMatMul node. Elsewhere the portable
+overlapped runtime runs it. Rank 0 writes y_<n>.bin like the seed when --save is given.
 """
 import argparse
 import os
@@ -15,6 +20,17 @@ import torch.distributed as dist
 
 import moe_mc2
 from moe_mc2.launch import build_ep_tp_groups
+
+
+def group_arguments(ep_group, tp_group, backend: str):
+    """What the op is given for group_ep / group_tp: HCCL communicator names on an NPU (the seed),
+    the ProcessGroups elsewhere."""
+    if backend != "hccl":
+        return ep_group, tp_group
+    rank = dist.get_rank()
+    npu = torch.device("npu")
+    return (ep_group._get_backend(npu).get_hccl_comm_name(rank),
+            tp_group._get_backend(npu).get_hccl_comm_name(rank))
 
 
 def main():
@@ -29,6 +45,7 @@ def main():
     p.add_argument("--shard-type", type=int, default=1, choices=(0, 1))
     p.add_argument("--act", default="None")
     p.add_argument("--transpose-weight", action="store_true")
+    p.add_argument("--graph", action="store_true", help="compile the call with torchair (NPU only)")
     p.add_argument("--save", action="store_true")
     a = p.parse_args()
 
@@ -41,10 +58,13 @@ def main():
     elif a.backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
         device = torch.device("cuda")
+    if a.graph and a.backend != "hccl":
+        raise SystemExit("--graph needs torchair, i.e. an NPU (--backend hccl)")
     dist.init_process_group(a.backend)
     if dist.get_world_size() != a.ep * a.tp:
         raise SystemExit(f"world size {dist.get_world_size()} != ep*tp = {a.ep * a.tp}")
     ep_group, tp_group = build_ep_tp_groups(a.ep, a.tp)
+    group_ep, group_tp = group_arguments(ep_group, tp_group, a.backend)
 
     dtype = torch.float16 if device.type != "cpu" else torch.bfloat16
     El, N = a.E // a.ep, a.M // a.tp
@@ -56,10 +76,17 @@ def main():
         weight = torch.rand(El, a.H, N).to(device, dtype)
     bias = torch.rand(El, 1, N).to(device, torch.float16 if dtype == torch.float16 else torch.float32)
 
-    y1, y2, y3 = moe_mc2.npu_alltoall_allgather_bmm(
-        x, weight, bias=bias, group_ep=ep_group, group_ep_worldsize=a.ep, group_tp=tp_group,
-        group_tp_worldsize=a.tp, shard_type=a.shard_type, act_type=a.act, need_allgather_out=True,
-        need_activation_feature=False)
+    def call(x, weight, bias):
+        return moe_mc2.npu_alltoall_allgather_bmm(
+            x, weight, bias=bias, group_ep=group_ep, group_ep_worldsize=a.ep, group_tp=group_tp,
+            group_tp_worldsize=a.tp, shard_type=a.shard_type, act_type=a.act, need_allgather_out=True,
+            need_activation_feature=False)
+
+    if a.graph:
+        import torchair
+
+        call = torch.compile(call, backend=torchair.get_npu_backend(), dynamic=False)
+    y1, y2, y3 = call(x, weight, bias)
     print(f"rank {rank}: y1 {tuple(y1.shape)} y2 {tuple(y2.shape)} y3 {tuple(y3.shape)}", flush=True)
     if rank == 0 and a.save:
         for n, y in enumerate((y1, y2, y3)):

@@ -53,23 +53,33 @@ inline moe_mc2::DType FromGe(ge::DataType t)
 }
 
 // Attributes into `a`; with transpose_weight the stored (El, N, H) weight
-// shape already in a.weight becomes the logical (El, H, N).
-inline void ReadAttrs(const gert::RuntimeAttrs &attrs, moe_mc2::Args &a)
+// shape already in a.weight becomes the logical (El, H, N). False when the
+// context lacks an attribute (an index beyond the node's attributes); `a`
+// then keeps its defaults for it, which the core's rules reject.
+inline bool ReadAttrs(const gert::RuntimeAttrs &attrs, moe_mc2::Args &a)
 {
     const char *groupEp = attrs.GetStr(kAttrGroupEp);
     const char *groupTp = attrs.GetStr(kAttrGroupTp);
+    const int64_t *ep = attrs.GetInt(kAttrEp);
+    const int64_t *tp = attrs.GetInt(kAttrTp);
+    const int64_t *shard = attrs.GetInt(kAttrShard);
+    const int64_t *act = attrs.GetInt(kAttrAct);
+    const bool *transposeW = attrs.GetBool(kAttrTransposeW);
+    const bool *y2 = attrs.GetBool(kAttrY2);
+    const bool *y3 = attrs.GetBool(kAttrY3);
     a.groupEp = groupEp ? groupEp : "";
     a.groupTp = groupTp ? groupTp : "";
-    a.ep = *attrs.GetInt(kAttrEp);
-    a.tp = *attrs.GetInt(kAttrTp);
-    a.shardType = *attrs.GetInt(kAttrShard);
-    a.actType = *attrs.GetInt(kAttrAct);
-    a.transposeWeight = *attrs.GetBool(kAttrTransposeW);
-    a.y2Flag = *attrs.GetBool(kAttrY2);
-    a.y3Flag = *attrs.GetBool(kAttrY3);
+    a.ep = ep ? *ep : 0;
+    a.tp = tp ? *tp : 0;
+    a.shardType = shard ? *shard : 0;
+    a.actType = act ? *act : 0;
+    a.transposeWeight = transposeW ? *transposeW : false;
+    a.y2Flag = y2 ? *y2 : false;
+    a.y3Flag = y3 ? *y3 : false;
     if (a.transposeWeight && a.weight.size() == 3U) {
         std::swap(a.weight[1], a.weight[2]);
     }
+    return groupEp && groupTp && ep && tp && shard && act && transposeW && y2 && y3;
 }
 
 }  // namespace moe_mc2_glue

@@ -1,14 +1,18 @@
 /*
  * Shape and dtype inference of AlltoAllAllGatherBatchMatMul for graph mode
  * (gert runtime-2 registration). Glue only: the rules and the shapes come
- * from the portable core (op_host/core). Compiles only with CANN.
+ * from the portable core (op_host/core) through aag_bmm_infer_dims.h, which
+ * also handles unknown dims (-1) and unknown rank (-2) of dynamic-shape
+ * graphs. Compiles only with CANN.
  */
 #include <string>
+#include <vector>
 
 #include "register/op_impl_registry.h"
 #include "graph/utils/type_utils.h"
 #include "core/aag_bmm_rules.h"
 #include "aag_bmm_gert_glue.h"
+#include "aag_bmm_infer_dims.h"
 
 namespace {
 
@@ -41,25 +45,34 @@ ge::graphStatus InferShapeAagBmm(gert::InferShapeContext *ctx)
     if (a.hasBias) {
         a.bias = Dims(*b);
     }
-    ReadAttrs(*attrs, a);
-    // dtypes are checked by InferDataType / tiling; shapes only here
-    a.xDtype = a.weightDtype = moe_mc2::DType::kFloat16;
-    a.biasDtype = moe_mc2::DType::kFloat16;
-    moe_mc2::RuleError err = moe_mc2::Validate(a, false);
-    if (!err.ok() && err.error != "TypeError") {
+    if (!ReadAttrs(*attrs, a)) {
         return ge::GRAPH_FAILED;
     }
-    moe_mc2::OutShapes o = moe_mc2::InferShapes(a);
-    SetDims(y1, o.y1);
-    SetDims(y2, o.y2);
-    SetDims(y3, o.y3);
+    moe_mc2_infer::Inferred r = moe_mc2_infer::InferDims(a);
+    if (!r.ok) {
+        return ge::GRAPH_FAILED;
+    }
+    SetDims(y1, r.shapes.y1);
+    SetDims(y2, r.shapes.y2);
+    SetDims(y3, r.shapes.y3);
     return ge::GRAPH_SUCCESS;
 }
 
+// The core's dtype rules (x fp16/bf16, weight == x, bias fp16 for fp16 x and fp32 for bf16 x)
+// on a call whose shapes are valid, so that only a dtype can break a rule.
 ge::graphStatus InferDataTypeAagBmm(gert::InferDataTypeContext *ctx)
 {
-    ge::DataType x = ctx->GetInputDataType(kX);
-    if (FromGe(x) != moe_mc2::DType::kFloat16 && FromGe(x) != moe_mc2::DType::kBFloat16) {
+    const ge::DataType x = ctx->GetInputDataType(kX);
+    const ge::DataType bias = ctx->GetOptionalInputDataType(kBias);
+    moe_mc2::Args a = moe_mc2::ArgsFor(2, 2, 1, 2, 2, 1, 2);
+    a.xDtype = FromGe(x);
+    a.weightDtype = FromGe(ctx->GetInputDataType(kWeight));
+    a.hasBias = bias != ge::DT_UNDEFINED;
+    if (a.hasBias) {
+        a.bias = {a.weight[0], a.weight[2]};
+        a.biasDtype = FromGe(bias);
+    }
+    if (!moe_mc2::Validate(a, false).ok()) {
         return ge::GRAPH_FAILED;
     }
     ctx->SetOutputDataType(kY1, x);

@@ -1,101 +1,67 @@
-"""op_proto REG_OP, op_host OpDef and the converter's names (contract/names.py) agree exactly.
+"""op_proto REG_OP, op_host OpDef, the msOpGen description and contract/names.py agree exactly, and
+all of them are CANN's built-in AlltoAllAllGatherBatchMatMul field by field (the package installs
+in its place, so nothing a caller sees may differ).
 
-The C++ files are read with regexes over the standard CANN syntax
-(`.INPUT(x, TensorType({...}))`, `.ATTR(name, Int, 0)`, `this->Attr("name").AttrType(OPTIONAL).Int(0)`).
-Missing files fail (not skip): the package is not shippable without them.
+The C++ files are read with regexes over the standard CANN syntax (tests/support/cann_sources.py).
+CANN's declarations are restated below from hicann/ops-transformer
+(mc2/allto_all_all_gather_batch_mat_mul: op_graph/*_proto.h, op_host/*_def.cpp); with
+MOE_MC2_OPS_TRANSFORMER pointing at a checkout (or the git dir) of that repository the
+restatement is itself checked against the real files. Missing files fail (not skip): the
+package is not shippable without them.
 """
 from __future__ import annotations
 
-import glob
+import json
 import os
-import re
+import subprocess
 
 import pytest
 import torch
 
 from moe_mc2.contract import rules
 from moe_mc2.contract.names import GE_ATTRS, GE_INPUTS, GE_OP_TYPE, GE_OPTIONAL_INPUTS, GE_OUTPUTS
+from support.cann_sources import ROOT, files_declaring, parse_op_def, parse_reg_op  # noqa: F401 (re-exported)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-_KINDS = {"String": "str", "Int": "int", "Bool": "bool", "Float": "float", "ListInt": "list_int"}
 _DT = {"DT_FLOAT16": torch.float16, "DT_BF16": torch.bfloat16, "DT_FLOAT": torch.float32}
 
 
-def _strip_comments(text: str) -> str:
-    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
-    return re.sub(r"//[^\n]*", " ", text)
-
-
-def _literal(text: str):
-    text = text.strip().strip('"')
-    low = text.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
-
 def _files(pattern: str, what: str) -> list:
-    found = [p for p in sorted(glob.glob(os.path.join(ROOT, pattern), recursive=True))
-             if GE_OP_TYPE in open(p, encoding="utf-8", errors="replace").read()]
+    found = files_declaring(pattern, GE_OP_TYPE)
     if not found:
         pytest.fail(f"no {what} declaring {GE_OP_TYPE} under {os.path.join(ROOT, pattern)}")
     return found
 
 
-# ---- parsers ------------------------------------------------------------------------------------
+# ---- CANN's built-in op, restated ---------------------------------------------------------------
 
-def parse_reg_op(text: str, op_type: str) -> dict:
-    """{'inputs': [(name, kind, dtypes)], 'outputs': [...], 'attrs': [(name, kind, required, default)]}."""
-    text = _strip_comments(text)
-    m = re.search(rf"REG_OP\(\s*{op_type}\s*\)(.*?)\.OP_END_FACTORY_REG\(\s*{op_type}\s*\)", text, re.S)
-    if m is None:
-        raise AssertionError(f"no REG_OP({op_type}) ... OP_END_FACTORY_REG({op_type}) block")
-    body = m.group(1)
-    out = {"inputs": [], "outputs": [], "attrs": []}
-    io = re.compile(r"\.(INPUT|OPTIONAL_INPUT|DYNAMIC_INPUT|OUTPUT|DYNAMIC_OUTPUT)\(\s*(\w+)\s*,(.*?)\)\s*\)(?=\s*\.)", re.S)
-    for kind, name, types in io.findall(body):
-        entry = (name, kind, tuple(re.findall(r"DT_\w+", types)))
-        out["outputs" if "OUTPUT" in kind else "inputs"].append(entry)
-    for m_attr in re.finditer(r"\.(REQUIRED_ATTR|ATTR)\(\s*(\w+)\s*,\s*(\w+)\s*(?:,\s*([^)]*?))?\s*\)", body):
-        req, name, typ, default = m_attr.groups()
-        out["attrs"].append((name, _KINDS.get(typ, typ), req == "REQUIRED_ATTR",
-                             None if default is None else _literal(default)))
-    return out
-
-
-def parse_op_def(text: str, op_type: str) -> dict:
-    """Same shape as parse_reg_op, from `class <op> : public OpDef { ... this->Input(...)... }`."""
-    text = _strip_comments(text)
-    m = re.search(rf"class\s+{op_type}\s*:\s*public\s+OpDef\s*\{{(.*?)\n\}};", text, re.S)
-    if m is None:
-        raise AssertionError(f"no `class {op_type} : public OpDef` in the OpDef file")
-    out = {"inputs": [], "outputs": [], "attrs": [], "hccl_groups": None}
-    for stmt in m.group(1).split(";"):
-        stmt = " ".join(stmt.split())
-        s = re.search(r"this->(Input|Output|Attr)\(\s*\"(\w+)\"\s*\)(.*)", stmt)
-        if s is None:
-            g = re.search(r"HcclGroup\(\s*\{?([^})]*)\}?\s*\)", stmt)
-            if g is not None:
-                out["hccl_groups"] = tuple(re.findall(r"\"(\w+)\"", g.group(1)))
-            continue
-        what, name, rest = s.groups()
-        if what in ("Input", "Output"):
-            p = re.search(r"ParamType\(\s*(\w+)\s*\)", rest)
-            dts = re.search(r"\.DataType\(\s*\{([^}]*)\}", rest)
-            entry = (name, p.group(1) if p else "REQUIRED", tuple(re.findall(r"DT_\w+", dts.group(1) if dts else "")))
-            out["inputs" if what == "Input" else "outputs"].append(entry)
-        else:
-            t = re.search(r"AttrType\(\s*(\w+)\s*\)", rest)
-            k = re.search(r"\.(String|Int|Bool|Float|ListInt)\(\s*([^)]*?)\s*\)", rest)
-            if k is None:
-                raise AssertionError(f"attr {name}: no type call in `{stmt}`")
-            default = _literal(k.group(2)) if k.group(2) != "" else None
-            out["attrs"].append((name, _KINDS[k.group(1)], (t.group(1) if t else "REQUIRED") == "REQUIRED", default))
-    return out
+FP16, BF16, FP32 = "DT_FLOAT16", "DT_BF16", "DT_FLOAT"
+CANN_REG_OP = {
+    "inputs": [("x", "INPUT", (FP16, BF16)), ("weight", "INPUT", (FP16, BF16)),
+               ("bias", "OPTIONAL_INPUT", (FP16, FP32, BF16))],
+    "outputs": [("y1", "OUTPUT", (FP16, BF16)), ("y2", "OUTPUT", (FP16, BF16)), ("y3", "OUTPUT", (FP16, BF16))],
+    "attrs": [("group_ep", "str", True, None), ("group_tp", "str", True, None),
+              ("ep_world_size", "int", True, None), ("tp_world_size", "int", True, None),
+              ("x_shard_type", "int", False, 0), ("act_type", "int", False, 0),
+              ("transpose_weight", "bool", False, False), ("output_y2_flag", "bool", False, False),
+              ("output_y3_flag", "bool", False, False)],
+}
+_COLS = (FP16, BF16, BF16)
+CANN_OP_DEF = {
+    "inputs": [("x", "REQUIRED", _COLS), ("weight", "REQUIRED", _COLS), ("bias", "OPTIONAL", (FP16, FP32, BF16))],
+    "outputs": [("y1", "REQUIRED", _COLS), ("y2", "OPTIONAL", _COLS), ("y3", "OPTIONAL", _COLS)],
+    "attrs": CANN_REG_OP["attrs"],
+    "hccl_groups": ("group_ep", "group_tp"),
+    "contiguous": {"x": "AutoContiguous", "weight": "AutoContiguous", "bias": "AutoContiguous"},
+    "config": {"DynamicCompileStaticFlag": True, "DynamicFormatFlag": True, "DynamicRankSupportFlag": True,
+               "DynamicShapeSupportFlag": True, "NeedCheckSupportFlag": False, "PrecisionReduceFlag": True,
+               "aclnnSupport.value": "support_aclnn", "jitCompile.flag": "static_false",
+               "multiKernelSupportDynamicGraph.value": "multi_kernel"},
+    "socs": ["ascend910_93"],
+}
+CANN_FILES = {
+    "reg_op": "mc2/allto_all_all_gather_batch_mat_mul/op_graph/allto_all_all_gather_batch_mat_mul_proto.h",
+    "op_def": "mc2/allto_all_all_gather_batch_mat_mul/op_host/allto_all_all_gather_batch_mat_mul_def.cpp",
+}
 
 
 # ---- the files ----------------------------------------------------------------------------------
@@ -118,6 +84,8 @@ def opdef():
 EXPECTED_ATTRS = [(a.name, a.kind, a.required, None if a.required else a.default) for a in GE_ATTRS]
 
 
+# ---- against names.py and SPEC ------------------------------------------------------------------
+
 def test_proto_inputs(proto):
     assert [n for n, _, _ in proto["inputs"]] == list(GE_INPUTS)
     kinds = {n: k for n, k, _ in proto["inputs"]}
@@ -126,6 +94,7 @@ def test_proto_inputs(proto):
 
 
 def test_proto_outputs(proto):
+    # GE prototypes have no optional outputs; the OpDef makes y2/y3 optional
     assert [(n, k) for n, k, _ in proto["outputs"]] == [(n, "OUTPUT") for n in GE_OUTPUTS]
 
 
@@ -133,11 +102,12 @@ def test_proto_attrs_names_kinds_requiredness_defaults_and_order(proto):
     assert proto["attrs"] == EXPECTED_ATTRS
 
 
-def test_proto_dtypes_follow_spec(proto):
+def test_proto_dtypes_cover_spec(proto):
     types = {n: set(t) for n, _, t in proto["inputs"] + proto["outputs"]}
     for name in ("x", "weight", "y1", "y2", "y3"):
         assert types[name] == {"DT_FLOAT16", "DT_BF16"}, name
-    assert {"DT_FLOAT16", "DT_FLOAT"} <= types["bias"], types["bias"]
+    for x_dtype in rules.NPU_DTYPES:  # every bias the rules accept is declared
+        assert {v: k for k, v in _DT.items()}[rules.bias_dtype_for(x_dtype)] in types["bias"]
 
 
 def test_opdef_inputs(opdef):
@@ -146,8 +116,9 @@ def test_opdef_inputs(opdef):
     assert {n for n, p, _ in opdef["inputs"] if p == "REQUIRED"} == set(GE_INPUTS) - set(GE_OPTIONAL_INPUTS)
 
 
-def test_opdef_outputs(opdef):
-    assert [(n, p) for n, p, _ in opdef["outputs"]] == [(n, "REQUIRED") for n in GE_OUTPUTS]
+def test_opdef_outputs_y2_y3_optional(opdef):
+    assert [(n, p) for n, p, _ in opdef["outputs"]] == [("y1", "REQUIRED"), ("y2", "OPTIONAL"), ("y3", "OPTIONAL")]
+    assert [n for n, _, _ in opdef["outputs"]] == list(GE_OUTPUTS)
 
 
 def test_opdef_attrs_names_kinds_requiredness_defaults_and_order(opdef):
@@ -157,18 +128,22 @@ def test_opdef_attrs_names_kinds_requiredness_defaults_and_order(opdef):
     assert got == EXPECTED_ATTRS
 
 
-def test_opdef_dtype_columns_follow_spec(opdef):
+def test_opdef_dtype_columns(opdef):
     cols = {n: t for n, _, t in opdef["inputs"] + opdef["outputs"]}
     width = len(cols["x"])
     assert width > 0 and all(len(t) == width for t in cols.values()), cols
-    seen = set()
+    columns = set()
     for k in range(width):
         x_dt = _DT[cols["x"][k]]
-        seen.add(x_dt)
         for name in ("weight", "y1", "y2", "y3"):
             assert _DT[cols[name][k]] == x_dt, (name, k)
-        assert _DT[cols["bias"][k]] == rules.bias_dtype_for(x_dt), ("bias", k)
-    assert seen == set(rules.NPU_DTYPES)
+        columns.add((x_dt, _DT[cols["bias"][k]]))
+    # every (x, bias) pair the rules accept has its column ...
+    accepted = {(d, rules.bias_dtype_for(d)) for d in rules.NPU_DTYPES}
+    assert accepted <= columns
+    # ... and the one more column CANN declares (bf16 bias for bf16 x) is one the rules reject
+    assert columns - accepted == {(torch.bfloat16, torch.bfloat16)}
+    assert rules.bias_dtype_for(torch.bfloat16) != torch.bfloat16
 
 
 def test_opdef_hccl_groups_are_the_group_attrs(opdef):
@@ -177,10 +152,63 @@ def test_opdef_hccl_groups_are_the_group_attrs(opdef):
     assert set(opdef["hccl_groups"]) == {a.name for a in GE_ATTRS if a.kind == "str"}
 
 
+def test_opdef_declares_dynamic_shape_and_rank(opdef):
+    assert opdef["config"]["DynamicShapeSupportFlag"] is True
+    assert opdef["config"]["DynamicRankSupportFlag"] is True
+
+
 def test_proto_and_opdef_agree(proto, opdef):
     assert [n for n, _, _ in proto["inputs"]] == [n for n, _, _ in opdef["inputs"]]
     assert [n for n, _, _ in proto["outputs"]] == [n for n, _, _ in opdef["outputs"]]
     assert [a[:3] for a in proto["attrs"]] == [a[:3] for a in opdef["attrs"]]
+    for (n, _, reg), (_, _, cols) in zip(proto["inputs"] + proto["outputs"], opdef["inputs"] + opdef["outputs"]):
+        assert set(cols) == set(reg), n  # the REG_OP list is the set of the OpDef's column
+
+
+# ---- against CANN's built-in op -----------------------------------------------------------------
+
+def test_reg_op_is_cann_builtin(proto):
+    assert proto == CANN_REG_OP
+
+
+def test_opdef_is_cann_builtin(opdef):
+    assert opdef == CANN_OP_DEF
+
+
+def _ops_transformer_text(path: str) -> str:
+    source = os.environ.get("MOE_MC2_OPS_TRANSFORMER")
+    if not source:
+        pytest.skip("MOE_MC2_OPS_TRANSFORMER (a checkout or git dir of hicann/ops-transformer) is not set")
+    if os.path.isfile(os.path.join(source, path)):
+        return open(os.path.join(source, path), encoding="utf-8").read()
+    return subprocess.run(["git", "--git-dir", source, "show", f"HEAD:{path}"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_restated_cann_declarations_are_cann_sources():
+    assert parse_reg_op(_ops_transformer_text(CANN_FILES["reg_op"]), GE_OP_TYPE) == CANN_REG_OP
+    assert parse_op_def(_ops_transformer_text(CANN_FILES["op_def"]), GE_OP_TYPE) == CANN_OP_DEF
+
+
+# ---- the msOpGen description the package project is generated from ------------------------------
+
+_MSOPGEN_DT = {"fp16": "DT_FLOAT16", "bf16": "DT_BF16", "float": "DT_FLOAT"}
+_MSOPGEN_ATTR = {"string": "str", "int": "int", "bool": "bool"}
+
+
+def test_msopgen_description_is_the_opdef(opdef):
+    (desc,) = json.load(open(os.path.join(ROOT, "op_host", "msopgen", "alltoall_allgather_bmm.json"), encoding="utf-8"))
+    assert desc["op"] == GE_OP_TYPE
+    for key, ours in (("input_desc", opdef["inputs"]), ("output_desc", opdef["outputs"])):
+        got = [(d["name"], d["param_type"].upper(), tuple(_MSOPGEN_DT[t] for t in d["type"])) for d in desc[key]]
+        assert got == list(ours), key
+        assert all(d["format"] == ["ND"] * len(d["type"]) for d in desc[key]), key
+    attrs = []
+    for a in desc["attr"]:
+        required = a["param_type"] == "required"
+        default = None if required else json.loads(a["default_value"])
+        attrs.append((a["name"], _MSOPGEN_ATTR[a["type"]], required, default))
+    assert attrs == opdef["attrs"]
 
 
 # ---- the parsers themselves, on known text (so a parser bug cannot pass silently) ---------------
@@ -205,12 +233,18 @@ public:
     {
         this->Input("a")
             .ParamType(REQUIRED)
-            .DataType({ge::DT_FLOAT16, ge::DT_BF16});
-        this->Input("b").ParamType(OPTIONAL).DataType({ge::DT_FLOAT16, ge::DT_FLOAT});
-        this->Output("c").ParamType(REQUIRED).DataType({ge::DT_FLOAT16, ge::DT_BF16});
+            .DataType({ge::DT_FLOAT16, ge::DT_BF16})
+            .AutoContiguous();
+        this->Input("b").ParamType(OPTIONAL).DataType({ge::DT_FLOAT16, ge::DT_FLOAT}).IgnoreContiguous();
+        this->Output("c").ParamType(OPTIONAL).DataType({ge::DT_FLOAT16, ge::DT_BF16});
         this->Attr("g").AttrType(REQUIRED).String();
         this->Attr("n").AttrType(OPTIONAL).Int(3);
         this->Attr("t").AttrType(OPTIONAL).Bool(false);
+        OpAICoreConfig cfg;
+        cfg.DynamicShapeSupportFlag(true)
+            .NeedCheckSupportFlag(false)
+            .ExtendCfgInfo("jitCompile.flag", "static_false");  // a comment
+        this->AICore().AddConfig("ascend910_93", cfg);
         this->MC2().HcclGroup({"g"});
     }
 };
@@ -226,8 +260,12 @@ def test_parsers_read_the_standard_syntax():
     assert p["attrs"] == [("g", "str", True, None), ("n", "int", False, 3), ("t", "bool", False, False)]
     d = parse_op_def(_SAMPLE_DEF, "Demo")
     assert d["inputs"] == [("a", "REQUIRED", ("DT_FLOAT16", "DT_BF16")), ("b", "OPTIONAL", ("DT_FLOAT16", "DT_FLOAT"))]
-    assert d["outputs"] == [("c", "REQUIRED", ("DT_FLOAT16", "DT_BF16"))]
+    assert d["outputs"] == [("c", "OPTIONAL", ("DT_FLOAT16", "DT_BF16"))]
     assert d["attrs"] == [("g", "str", True, None), ("n", "int", False, 3), ("t", "bool", False, False)]
     assert d["hccl_groups"] == ("g",)
+    assert d["contiguous"] == {"a": "AutoContiguous", "b": "IgnoreContiguous"}
+    assert d["config"] == {"DynamicShapeSupportFlag": True, "NeedCheckSupportFlag": False,
+                           "jitCompile.flag": "static_false"}
+    assert d["socs"] == ["ascend910_93"]
     with pytest.raises(AssertionError):
         parse_reg_op(_SAMPLE_PROTO, "Other")
