@@ -401,13 +401,6 @@ def test_shapes_beyond_cann_builtin_limits_run_portable_and_say_so_once(fake_ext
     assert [c[0] for c in fake_ext.calls] == ["forward"]
 
 
-def test_torchair_alias_delegates_to_groups(monkeypatch):
-    from moe_mc2.runtime import groups
-
-    monkeypatch.setattr(groups, "comm_name", lambda name: f"comm<{name}>")
-    assert npu.hccl_comm_name("7") == "comm<7>"
-
-
 # ---- registration without torch_npu -------------------------------------------------------------
 
 @pytest.mark.skipif(HAS_TORCH_NPU, reason="checks the machine without torch_npu")

@@ -244,14 +244,6 @@ def builtin_rejects(E: int, local_experts: int) -> Optional[str]:
     return None
 
 
-def hccl_comm_name(group_name: str) -> str:
-    """Kept for integration/torchair.py of this branch, which imports it; the one implementation
-    is `runtime.groups.comm_name`."""
-    from ..runtime.groups import comm_name
-
-    return comm_name(group_name)
-
-
 def weight_for_aclnn(weight: torch.Tensor):
     """(logical view to pass, transpose_weight).
 
