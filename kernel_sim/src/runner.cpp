@@ -188,7 +188,7 @@ bool Host(const AagSimCall &c, HostCall &h)
 /* the model's TCubeTiling: the run's (M x K) * (K x N) split over the cube cores
  * in 16-aligned blocks (not CANN's MultiCoreMatmulTiling; the kernel reads only
  * the shapes, singleCoreM/N and usedCoreNum) */
-void ModelCubeTiling(const moe_mc2::CubeProblem &p, AscendC::tiling::TCubeTiling &t)
+void ModelCubeTiling(const moe_mc2::CubeProblem &p, int64_t block, AscendC::tiling::TCubeTiling &t)
 {
     auto ceil = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
     auto align16 = [](int64_t v) { return (v + 15) / 16 * 16; };
@@ -205,6 +205,12 @@ void ModelCubeTiling(const moe_mc2::CubeProblem &p, AscendC::tiling::TCubeTiling
     t.singleCoreN = static_cast<int32_t>(sN);
     t.singleCoreK = p.K;
     t.usedCoreNum = static_cast<int32_t>(std::min<int64_t>(cores, ceil(p.M, sM) * ceil(p.N, sN)));
+    if (block > 0) {  // small blocks, one core left idle: every core loops over several blocks
+        t.singleCoreM = static_cast<int32_t>(std::min<int64_t>(p.M, block));
+        t.singleCoreN = static_cast<int32_t>(std::min<int64_t>(p.N, block));
+        const int64_t blocks = ceil(p.M, t.singleCoreM) * ceil(p.N, t.singleCoreN);
+        t.usedCoreNum = static_cast<int32_t>(std::min<int64_t>(blocks, std::max<int64_t>(1, cores - 1)));
+    }
     t.baseM = static_cast<int32_t>(std::min<int64_t>(128, align16(sM)));
     t.baseN = static_cast<int32_t>(std::min<int64_t>(256, align16(sN)));
     t.baseK = static_cast<int32_t>(std::min<int64_t>(64, align16(p.K)));
@@ -213,7 +219,7 @@ void ModelCubeTiling(const moe_mc2::CubeProblem &p, AscendC::tiling::TCubeTiling
     t.dbL0C = 1;
 }
 
-void FillTiling(const HostCall &h, AagBmmTilingData &td)
+void FillTiling(const HostCall &h, int64_t cubeBlock, AagBmmTilingData &td)
 {
     std::memset(static_cast<void *>(&td), 0, sizeof(td));
     SimMc2Init init;
@@ -227,7 +233,7 @@ void FillTiling(const HostCall &h, AagBmmTilingData &td)
     };
     cc(h.kt.alltoall, td.alltoallCcTiling);
     cc(h.kt.allgather, td.allgatherCcTiling);
-    ModelCubeTiling(h.kt.cube, td.mmTiling);
+    ModelCubeTiling(h.kt.cube, cubeBlock, td.mmTiling);
     td.geom = h.kt.plan.g;
     td.userWorkspaceBytes = h.kt.userWorkspaceBytes;
     td.aivNum = h.kt.aivNum;
@@ -352,7 +358,7 @@ extern "C" int aag_sim_plan(const AagSimCall *call, char *out, size_t outLen)
         return 2;
     }
     AagBmmTilingData td;
-    FillTiling(h, td);
+    FillTiling(h, call->cubeBlock, td);
     j.Key("valid").Bool(true);
     TilingJson(j, h, td);
     j.Close('}');
@@ -375,7 +381,7 @@ extern "C" int aag_sim_run(const AagSimCall *call, char *out, size_t outLen)
         return 2;
     }
     AagBmmTilingData td;
-    FillTiling(h, td);
+    FillTiling(h, call->cubeBlock, td);
     const std::string kernel = c.kernel ? c.kernel : "aag";
     KernelFn fn = nullptr;
     if (kernel == "aag") {

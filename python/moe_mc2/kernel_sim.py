@@ -54,7 +54,7 @@ class _Call(ctypes.Structure):
     """kernel_sim/include/kernel_sim/sim_abi.h: AagSimCall (every field 64 bits)."""
     _fields_ = [(n, ctypes.c_int64) for n in (
         "ep", "tp", "shard", "act", "E", "C", "H", "M", "dtype", "bias", "biasDtype", "transposeWeight",
-        "y2Flag", "y3Flag", "aicPerRank", "ubBytes", "sysWorkspaceBytes", "eTile", "cTile")] + [
+        "y2Flag", "y3Flag", "aicPerRank", "ubBytes", "sysWorkspaceBytes", "eTile", "cTile", "cubeBlock")] + [
         ("seed", ctypes.c_uint64), ("maxDelay", ctypes.c_int64), ("countOnly", ctypes.c_int64),
         ("raceCheck", ctypes.c_int64), ("watchdogSeconds", ctypes.c_double), ("kernel", ctypes.c_char_p),
         ("x", ctypes.POINTER(ctypes.c_void_p)), ("weight", ctypes.POINTER(ctypes.c_void_p)),
@@ -132,6 +132,7 @@ class SimConfig:
     race_check: bool = True
     max_delay: int = 48
     tiles: Optional[Tuple[int, int]] = None   # (eTile, cTile); None: the planner's
+    cube_block: int = 0                 # model TCubeTiling: 0 even split; n: n x n blocks, one cube core idle
     kernel: str = "aag"
     watchdog: float = 20.0
 
@@ -163,6 +164,7 @@ def _struct(cfg: SimConfig, arrays=None) -> _Call:
     c.transposeWeight, c.y2Flag, c.y3Flag = int(cfg.transpose_weight), int(cfg.y2), int(cfg.y3)
     c.aicPerRank, c.ubBytes, c.sysWorkspaceBytes = cfg.aic, cfg.ub_bytes, SYS_WORKSPACE_BYTES
     c.eTile, c.cTile = cfg.tiles if cfg.tiles else (0, 0)
+    c.cubeBlock = cfg.cube_block
     c.seed, c.maxDelay = cfg.seed, cfg.max_delay
     c.countOnly, c.raceCheck, c.watchdogSeconds = int(cfg.count_only), int(cfg.race_check), cfg.watchdog
     c.kernel = cfg.kernel.encode()
@@ -455,6 +457,8 @@ def _parse(argv):
     p.add_argument("--aic", type=int, default=2, help="cube cores per simulated rank (vector cores: twice)")
     p.add_argument("--tiles", type=int, nargs=2, metavar=("E_TILE", "C_TILE"), default=None,
                    help="force the remote tile shape instead of the planner's")
+    p.add_argument("--cube-block", type=int, default=0, metavar="N",
+                   help="model matmul tiling of N x N blocks with one cube core idle (default: even split)")
     p.add_argument("--count-only", action="store_true",
                    help="skip the arithmetic and the data: only the checks and the counters (large shapes)")
     p.add_argument("--kernel", default="aag", help=argparse.SUPPRESS)
@@ -483,6 +487,7 @@ def main(argv=None) -> int:
     cfg = SimConfig(ep=a.ep, tp=a.tp, E=a.E, C=a.C, H=a.H, M=a.M, dtype=a.dtype, act=act, shard_type=a.shard_type,
                     bias=a.bias, bias_dtype=a.bias_dtype, transpose_weight=a.transpose_weight, y2=a.y2, y3=a.y3,
                     seed=a.seed, aic=a.aic, tiles=tuple(a.tiles) if a.tiles else None, count_only=a.count_only,
+                    cube_block=a.cube_block,
                     kernel=a.kernel)
     print(f"kernel-sim: {cfg.describe()}", flush=True)
     res = run(cfg)

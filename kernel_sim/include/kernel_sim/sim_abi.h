@@ -29,6 +29,8 @@ typedef struct AagSimCall {
     int64_t ubBytes;          /* Unified Buffer per vector core */
     int64_t sysWorkspaceBytes;
     int64_t eTile, cTile;     /* forced remote tile shape; 0: the planner's */
+    int64_t cubeBlock;        /* model TCubeTiling: 0 = the run split evenly over the cube cores; n > 0 =
+                                 n x n blocks on all but one cube core (several blocks per core, an idle core) */
     uint64_t seed;            /* collective landing times */
     int64_t maxDelay;         /* landing delay bound, in API calls of the world */
     int64_t countOnly;        /* 1: no arithmetic, no data (counts and checks only) */
