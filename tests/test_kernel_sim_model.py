@@ -28,6 +28,8 @@ def _probe(name, **over):
     ("pipe_race", ["Add", "PIPE_V after an unfinished write on PIPE_MTE2"]),
     ("missing_group_sync", ["AllGather #0 of group_tp", "send buffer read", "group_ep server"]),
     ("unaligned_operand", ["Add", "not 32-byte aligned"]),
+    ("missing_cross_core_flag", ["DataCopy(GM->UB)", "y1 byte", "races with a write by", "AIV"]),
+    ("finalize_before_others_wait", ["Hccl::", "Finalize", "SyncAll"]),
 ])
 def test_broken_kernel_is_reported(name, expected):
     res = _probe(name)
@@ -48,6 +50,29 @@ def test_missing_syncall_is_a_deadlock_reported_with_every_core_position_within_
     assert "rank 7 (ep 3, tp 1) AIV 1: left the kernel" in text   # the core that skipped it
     assert text.count(" AIV ") >= 8 * 4                             # every vector core of every rank listed
     assert elapsed < 10
+
+
+def test_a_rank_that_never_joins_a_collective_is_a_deadlock():
+    res = _probe("rank_skips_collective")
+    text = "\n".join(res.errors)
+    assert res.report["deadlock"] and "waits in Hccl::Wait(handle 0) of group_tp (AllGather)" in text
+
+
+def test_queue_pipeline_and_cross_core_flags_work_when_used_correctly():
+    """positive controls: the queue model (VECIN / VECOUT depth 2) and mode-1 cross-core flags"""
+    cfg = ks.SimConfig(**BASE, kernel="queue_pipeline")
+    inputs = ks.make_inputs(cfg)
+    res = ks.run(cfg, inputs, check=False)
+    assert res.model_ok, res.errors
+    for r in range(4):
+        assert torch.equal(res.outputs[r][0].view(-1)[:256].float(), inputs[0][r].view(-1)[:256].float() * 2)
+    cfg = ks.SimConfig(**BASE, kernel="cross_core_flag")
+    res = ks.run(cfg, inputs, check=False)
+    assert res.model_ok, res.errors
+    x, y1 = inputs[0][0].view(-1), res.outputs[0][0].view(-1)
+    for me in range(4):
+        partner = me ^ 1
+        assert torch.equal(y1[(8 + me) * 16:(9 + me) * 16].float(), x[partner * 16:(partner + 1) * 16].float() * 2)
 
 
 def test_a_wrong_bit_fails_the_tolerance():

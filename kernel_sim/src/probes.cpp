@@ -185,6 +185,127 @@ PROBE_ENTRY(ProbeUnalignedOperand)
     Add(t, t[3], t[3], 16);  // BUG: operands must start 32-byte aligned (float offset 3 = 12 bytes)
 }
 
+
+/* vector cores of one AI Core exchange data through GM, ordered by a mode-1
+ * cross-core flag (ok) or not (BUG) */
+template <bool WITH_FLAG>
+void CrossCorePair(GM_ADDR x, GM_ADDR y1)
+{
+    KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
+    if ASCEND_IS_AIC {
+        return;
+    }
+    TPipe pipe;
+    TBuf<TPosition::VECCALC> buf;
+    pipe.InitBuffer(buf, 1024);
+    GlobalTensor<half> xg, yg;
+    xg.SetGlobalBuffer(reinterpret_cast<__gm__ half *>(x));
+    yg.SetGlobalBuffer(reinterpret_cast<__gm__ half *>(y1));
+    LocalTensor<half> l = buf.Get<half>();
+    const int64_t me = GetBlockIdx();
+    const int64_t partner = me ^ 1;
+    DataCopy(l, xg[me * 16], 16U);
+    PipeBarrier<PIPE_ALL>();
+    DataCopy(yg[me * 16], l, 16U);  // my block of y1
+    if constexpr (WITH_FLAG) {
+        CrossCoreSetFlag<1, PIPE_MTE3>(3);
+        CrossCoreWaitFlag(3);
+    }
+    PipeBarrier<PIPE_ALL>();
+    DataCopy(l, yg[partner * 16], 16U);  // the partner's block
+    PipeBarrier<PIPE_ALL>();
+    Muls(l, l, static_cast<half>(2.0f), 16);
+    PipeBarrier<PIPE_ALL>();
+    SyncAll<true>();
+    DataCopy(yg[(8 + me) * 16], l, 16U);
+}
+
+PROBE_ENTRY(ProbeCrossCoreFlag)
+{
+    PROBE_UNUSED;
+    (void)tiling;
+    CrossCorePair<true>(x, y1);
+}
+
+PROBE_ENTRY(ProbeMissingCrossCoreFlag)
+{
+    PROBE_UNUSED;
+    (void)tiling;
+    CrossCorePair<false>(x, y1);  // BUG: the partner's block is read without the flag
+}
+
+/* the queue programming model: VECIN / VECOUT queues of depth 2, y1[k] = 2 x[k]
+ * for the first 64 * vector-core-count elements */
+PROBE_ENTRY(ProbeQueuePipeline)
+{
+    PROBE_UNUSED;
+    (void)tiling;
+    KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
+    if ASCEND_IS_AIC {
+        return;
+    }
+    TPipe pipe;
+    TQue<TPosition::VECIN, 2> inQ;
+    TQue<TPosition::VECOUT, 2> outQ;
+    pipe.InitBuffer(inQ, 2, 16 * sizeof(half));
+    pipe.InitBuffer(outQ, 2, 16 * sizeof(half));
+    GlobalTensor<half> xg, yg;
+    xg.SetGlobalBuffer(reinterpret_cast<__gm__ half *>(x));
+    yg.SetGlobalBuffer(reinterpret_cast<__gm__ half *>(y1));
+    const int64_t base = GetBlockIdx() * 64;
+    for (int k = 0; k < 4; ++k) {
+        LocalTensor<half> in = inQ.AllocTensor<half>();
+        DataCopy(in, xg[base + k * 16], 16U);
+        inQ.EnQue(in);
+        LocalTensor<half> a = inQ.DeQue<half>();
+        LocalTensor<half> o = outQ.AllocTensor<half>();
+        Muls(o, a, static_cast<half>(2.0f), 16);
+        outQ.EnQue(o);
+        inQ.FreeTensor(a);
+        LocalTensor<half> r = outQ.DeQue<half>();
+        DataCopy(yg[base + k * 16], r, 16U);
+        outQ.FreeTensor(r);
+    }
+}
+
+/* rank 1 leaves before it commits its part of a tp AllGather: the peers wait forever */
+PROBE_ENTRY(ProbeRankSkipsCollective)
+{
+    PROBE_UNUSED;
+    KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
+    GET_TILING_DATA_WITH_STRUCT(AagBmmTilingData, td, tiling);
+    if ASCEND_IS_AIC {
+        return;
+    }
+    Hccl<HCCL_SERVER_TYPE_AICPU> tp;
+    tp.InitV2(GetHcclContext<1>(), &td);
+    tp.SetCcTilingV2(offsetof(AagBmmTilingData, allgatherCcTiling));
+    if (tp.GetRankId() == 1) {
+        return;  // BUG: this rank never joins the AllGather
+    }
+    HcclHandle h = tp.AllGather<true>(x, GetUserWorkspace(ws), 16U, HcclDataType::HCCL_DATA_TYPE_FP16, 0U);
+    tp.Wait(h);
+    SyncAll<true>();
+    tp.Finalize();
+}
+
+/* the working core finalizes while the other vector cores may still wait (no SyncAll) */
+PROBE_ENTRY(ProbeFinalizeBeforeOthersWait)
+{
+    PROBE_UNUSED;
+    KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
+    GET_TILING_DATA_WITH_STRUCT(AagBmmTilingData, td, tiling);
+    if ASCEND_IS_AIC {
+        return;
+    }
+    Hccl<HCCL_SERVER_TYPE_AICPU> tp;
+    tp.InitV2(GetHcclContext<1>(), &td);
+    tp.SetCcTilingV2(offsetof(AagBmmTilingData, allgatherCcTiling));
+    HcclHandle h = tp.AllGather<true>(x, GetUserWorkspace(ws), 16U, HcclDataType::HCCL_DATA_TYPE_FP16, 0U);
+    tp.Wait(h);
+    tp.Finalize();  // BUG: SyncAll<true>() missing before Finalize
+}
+
 }  // namespace
 
 namespace aag_sim {
@@ -199,6 +320,11 @@ KernelFn FindProbe(const std::string &name)
     if (name == "pipe_race") return ProbePipeRace;
     if (name == "missing_group_sync") return ProbeMissingGroupSync;
     if (name == "unaligned_operand") return ProbeUnalignedOperand;
+    if (name == "cross_core_flag") return ProbeCrossCoreFlag;
+    if (name == "missing_cross_core_flag") return ProbeMissingCrossCoreFlag;
+    if (name == "queue_pipeline") return ProbeQueuePipeline;
+    if (name == "rank_skips_collective") return ProbeRankSkipsCollective;
+    if (name == "finalize_before_others_wait") return ProbeFinalizeBeforeOthersWait;
     return nullptr;
 }
 

@@ -381,7 +381,10 @@ void PipeBarrierOn(int pipe)
 void SetFlagOn(int srcPipe, int dstPipe, int eventId)
 {
     Core &c = Me();
-    c.flags[(srcPipe * 16 + dstPipe) * 64 + eventId].push_back(tInsn);
+    Core::FlagMark m;
+    m.marker = tInsn;
+    for (int r = 0; r < kPipeCount; ++r) m.known[r] = c.done[r][srcPipe];
+    c.flags[(srcPipe * 16 + dstPipe) * 64 + eventId].push_back(m);
 }
 
 void WaitFlagOn(int srcPipe, int dstPipe, int eventId)
@@ -392,9 +395,11 @@ void WaitFlagOn(int srcPipe, int dstPipe, int eventId)
         Fail(Format("WaitFlag %s->%s event %d without a matching SetFlag: the pipe would wait forever",
                     PipeName(srcPipe), PipeName(dstPipe), eventId));
     }
-    uint32_t marker = q.front();
+    Core::FlagMark m = q.front();
     q.pop_front();
-    c.done[srcPipe][dstPipe] = std::max(c.done[srcPipe][dstPipe], marker);
+    // dst now runs after src's instructions up to the marker, and after whatever those were ordered after
+    c.done[srcPipe][dstPipe] = std::max(c.done[srcPipe][dstPipe], m.marker);
+    for (int r = 0; r < kPipeCount; ++r) c.done[r][dstPipe] = std::max(c.done[r][dstPipe], m.known[r]);
 }
 
 int FetchEventId(int srcPipe, int dstPipe)

@@ -93,7 +93,11 @@ struct Core {
     // pipe ordering (see UbUse)
     uint32_t seq = 0;
     uint32_t done[kPipeCount][kPipeCount] = {};
-    std::map<int, std::deque<uint32_t>> flags;   // (src*16+dst)*64+id -> markers of pending SetFlag
+    struct FlagMark {
+        uint32_t marker;                 // the setting instruction
+        uint32_t known[kPipeCount];      // done[*][src] when it was set (carried on: transitivity)
+    };
+    std::map<int, std::deque<FlagMark>> flags;   // (src*16+dst)*64+id -> pending SetFlag
     int eventCursor[kPipeCount][kPipeCount] = {};
     // happens-before
     VClock vc;
