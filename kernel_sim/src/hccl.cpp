@@ -96,6 +96,10 @@ void HcclClient::Init(uint8_t *ctx, const void *initTiling, int ver, int cfgType
         Fail("context is not GetHcclContext<0>() or GetHcclContext<1>() of this rank");
     }
     const int gid = ctx == r.hcclCtx ? 0 : 1;
+    for (const uint8_t *seen : c.hcclContexts) {
+        if (seen == ctx) Fail("a second Hccl object initialised with the same context (not supported, InitV2 documentation)");
+    }
+    c.hcclContexts.push_back(ctx);
     if (ver == 2) {
         if (initTiling == nullptr) Fail("InitV2: initTiling is nullptr");
         if (r.Find(initTiling, 1) != nullptr) {

@@ -109,6 +109,7 @@ struct Core {
     bool finished = false;
     int declaredType = -1;
     uint64_t syncAlls = 0;
+    std::vector<const uint8_t *> hcclContexts;  // contexts this core initialised an Hccl object with
     uint8_t crossFlag[16] = {};
     std::deque<VClock> crossVc[16];
     // matmul
