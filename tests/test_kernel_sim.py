@@ -215,3 +215,30 @@ def test_invalid_call_is_rejected_by_the_host_rules():
     res = ks.run(ks.SimConfig(ep=2, tp=2, E=3, C=6, H=40, M=76))
     assert res.invalid is not None and res.invalid["rule"] == "E.multiple"
     assert not res.passed
+
+
+# ------------------------------------------------------------------ any valid shape of the contract
+
+def _random_calls(n=16, seed=2024):
+    """valid calls drawn over the contract's ranges (kept small so the suite stays fast)"""
+    import random
+
+    rnd = random.Random(seed)
+    out = []
+    while len(out) < n:
+        ep, tp = rnd.choice([(2, 2), (2, 4), (4, 2), (4, 4), (8, 2), (2, 8)])
+        shard = rnd.randint(0, 1)
+        E = ep * rnd.randint(1, 3)
+        C = tp * rnd.randint(1, 3) if shard == 1 else rnd.randint(1, 9)
+        H = rnd.randint(1, 70) if shard == 1 else tp * rnd.randint(1, 20)
+        M = tp * rnd.randint(1, 70)
+        cfg = ks.SimConfig(ep=ep, tp=tp, E=E, C=C, H=H, M=M, dtype=rnd.choice(DTYPES), act=rnd.choice(ACTS),
+                           shard_type=shard, bias=rnd.choice(BIASES), transpose_weight=rnd.random() < 0.5,
+                           y2=rnd.random() < 0.5, y3=rnd.random() < 0.5, seed=len(out), aic=rnd.choice([1, 2, 3]))
+        out.append(pytest.param(cfg, id=f"{ep}x{tp}-s{shard}-E{E}C{C}H{H}M{M}-{cfg.dtype}-a{cfg.act}-aic{cfg.aic}"))
+    return out
+
+
+@pytest.mark.parametrize("cfg", _random_calls())
+def test_random_valid_calls(cfg):
+    _assert_passes(ks.run(cfg))
