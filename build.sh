@@ -2,13 +2,16 @@
 # moe_mc2 build entry point. Each command does its own set-up on a fresh machine.
 #
 #   ./build.sh demo [demo options]   the op on 8 local CPU ranks, checked against the reference
-#   ./build.sh test [pytest options] every test: the C++ portable core (ctest) and the Python suite
+#   ./build.sh test [pytest options] every test: the C++ portable core and the kernel in its CPU model (ctest),
+#                                    the CANN header check when CANN_INCLUDE is set, and the Python suite
 #   ./build.sh bench [bench options] the overlap benchmark on local CPU ranks
 #   ./build.sh package               the CANN OPP package (needs the CANN toolkit)
 #   ./build.sh setup                 only the set-up (.venv, CPU torch, the package, test tools)
 #
 # Environment: PYTHON (default python3), MOE_MC2_TORCH (default torch==2.13.0: the CPU build
-# here; CUDA or NPU users point it at their own build), MOE_MC2_SKIP_APT=1 to never call apt-get.
+# here; CUDA or NPU users point it at their own build), MOE_MC2_SKIP_APT=1 to never call apt-get,
+# CANN_INCLUDE (a tree of the open-source CANN headers, assembled outside the repository as
+# ../shared/cann/README.md describes) and CANN_CHECK (its check.sh) for the header check.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -73,15 +76,17 @@ case "$cmd" in
         exec "$PY" -m moe_mc2 bench "$@" ;;
     test)
         setup
-        say "C++ portable core: configure, build, ctest"
+        say "C++ portable core and the kernel's CPU model: configure, build, ctest"
         bash "$ROOT/scripts/cpp.sh" test
+        say "CANN header check"
+        bash "$ROOT/scripts/cpp.sh" cann-check
         say "Python suite"
         cd "$ROOT"
         exec "$PY" -m pytest "$@" ;;
     package)
         exec bash "$ROOT/scripts/cpp.sh" package "$@" ;;
     help|-h|--help)
-        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' ;;
+        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' ;;
     *)
         die "unknown command '$cmd' (try ./build.sh help)" ;;
 esac

@@ -1,9 +1,12 @@
 /*
- * Host tiling of AlltoAllAllGatherBatchMatMul: validate -> plan -> fill the
- * tiling data -> tiling key -> workspace size. All decisions come from the
- * portable core (op_host/core); this file only reads the TilingContext,
- * asks the CANN tiling helpers (HCCL, Matmul, platform) for their blobs and
- * writes the results back. Compiles only with CANN.
+ * Host tiling of AlltoAllAllGatherBatchMatMul: the CANN adapter. Every
+ * decision (rules, tile plan, tiling key, block dim, workspace, UB split,
+ * the HCCL and Matmul problems) comes from the portable core
+ * (op_host/core/aag_bmm_tiling_core.*), which the CPU model of the kernel runs
+ * too; this file only reads the TilingContext and the platform, asks CANN's
+ * tiling libraries for the two blobs only they can make (the HCCL Mc2 tiling
+ * and the Matmul TCubeTiling) and writes the results back. Compiles only with
+ * CANN (checked against the open-source headers by shared/cann/check.sh).
  */
 #include <string>
 
@@ -11,10 +14,11 @@
 #include "register/tilingdata_base.h"
 #include "tiling/platform/platform_ascendc.h"
 #include "tiling/tiling_api.h"
-#include "log/ops_log.h"
+#include "log/log.h"
 
 #include "core/aag_bmm_planner.h"
 #include "core/aag_bmm_rules.h"
+#include "core/aag_bmm_tiling_core.h"
 #include "aag_bmm_gert_glue.h"
 #include "../op_kernel/aag_bmm_tiling_data.h"
 
@@ -23,10 +27,6 @@ namespace optiling {
 namespace {
 
 using namespace moe_mc2_glue;
-
-// HcclCMDType values (HCCL high-level API tiling documentation)
-constexpr uint32_t kHcclCmdAllGather = 6U;
-constexpr uint32_t kHcclCmdAlltoAllV = 8U;
 
 matmul_tiling::DataType MmType(moe_mc2::DType d)
 {
@@ -61,79 +61,74 @@ bool ReadArgs(gert::TilingContext *ctx, moe_mc2::Args &a)
 ge::graphStatus AagBmmTilingFunc(gert::TilingContext *ctx)
 {
     const char *node = ctx->GetNodeName();
-    // 1. validate (same rule ids as the Python package)
     moe_mc2::Args a;
     if (!ReadArgs(ctx, a)) {
-        OPS_LOG_E(node, "missing input shape or attributes");
+        OP_LOGE(node, "missing input shape or attributes");
         return ge::GRAPH_FAILED;
     }
-    moe_mc2::RuleError err = moe_mc2::Validate(a, /*portable=*/false);
-    if (!err.ok()) {
-        OPS_LOG_E(node, "%s (%s)", err.message.c_str(), err.error.c_str());
-        return ge::GRAPH_FAILED;
-    }
-    // 2. plan
-    moe_mc2::Plan plan = moe_mc2::PlanTiles(a);
-    const uint32_t elemBytes = moe_mc2::DTypeBytes(a.xDtype);
-    OPS_LOG_I(node, "plan eTile=%lu cTile=%lu tiles=%u makespan=%.1fus no-overlap=%.1fus",
-              static_cast<unsigned long>(plan.g.eTile), static_cast<unsigned long>(plan.g.cTile),
-              aag::NumTiles(plan.g), plan.makespan * 1e6, plan.noOverlap * 1e6);
+    auto platform = platform_ascendc::PlatformAscendC(ctx->GetPlatformInfo());
+    moe_mc2::PlatformInfo pi;
+    pi.aicNum = platform.GetCoreNumAic();
+    pi.aivNum = platform.GetCoreNumAiv();
+    platform.GetCoreMemSize(platform_ascendc::CoreMemType::UB, pi.ubBytes);
+    pi.libApiWorkspaceBytes = platform.GetLibApiWorkSpaceSize();
 
-    // 3. tiling data
+    // 1. rules, plan, key, workspace, UB split: the portable core
+    moe_mc2::KernelTiling kt;
+    moe_mc2::RuleError err = moe_mc2::MakeKernelTiling(a, pi, kt);
+    if (!err.ok()) {
+        OP_LOGE(node, "%s (%s)", err.message.c_str(), err.error.c_str());
+        return ge::GRAPH_FAILED;
+    }
+    OP_LOGI(node, "plan eTile=%lu cTile=%lu tiles=%u makespan=%.1fus no-overlap=%.1fus",
+            static_cast<unsigned long>(kt.plan.g.eTile), static_cast<unsigned long>(kt.plan.g.cTile),
+            aag::NumTiles(kt.plan.g), kt.plan.makespan * 1e6, kt.plan.noOverlap * 1e6);
+
+    // 2. the tiling struct
     AagBmmTilingData *td = ctx->GetTilingData<AagBmmTilingData>();
     if (td == nullptr) {
         return ge::GRAPH_FAILED;
     }
-    auto platform = platform_ascendc::PlatformAscendC(ctx->GetPlatformInfo());
-    const uint32_t aicNum = platform.GetCoreNumAic();
-    const uint32_t aivNum = platform.GetCoreNumAiv();
-    uint64_t ubBytes = 0;
-    platform.GetCoreMemSize(platform_ascendc::CoreMemType::UB, ubBytes);
+    td->geom = kt.plan.g;
+    td->userWorkspaceBytes = kt.userWorkspaceBytes;
+    td->aivNum = kt.aivNum;
+    td->ubBytes = kt.ubBytes;
+    td->copyUbBytes = kt.copyUbBytes;
+    td->epiColChunk = kt.epiColChunk;
 
-    td->geom = plan.g;
-    td->userWorkspaceBytes = moe_mc2::WorkspaceBytes(plan.g, elemBytes);
-    td->aivNum = aivNum;
-    td->ubBytes = static_cast<uint32_t>(ubBytes);
-    td->copyUbBytes = static_cast<uint32_t>(ubBytes / 2U / 32U * 32U);
-    td->epiColChunk = static_cast<uint32_t>(ubBytes / 4U * 3U / 5U / sizeof(float) / 64U * 64U);  // acc, bias, act, out, raw bias
-
-    // HCCL: AlltoAllV on group_ep, AllGather on group_tp (algorithm strings: HCCL tiling docs, Atlas A3)
-    AscendC::Mc2CcTilingConfig cc(a.groupEp, kHcclCmdAlltoAllV, "AlltoAll=level0:fullmesh;level1:pairwise");
+    // 3. HCCL blobs: one init blob, AlltoAllV on group_ep, AllGather on group_tp
+    AscendC::Mc2CcTilingConfig cc(kt.alltoall.group, kt.alltoall.opType, kt.alltoall.algConfig);
     cc.GetTiling(td->mc2InitTiling);
     cc.GetTiling(td->alltoallCcTiling);
-    cc.SetGroupName(a.groupTp);
-    cc.SetOpType(kHcclCmdAllGather);
-    cc.SetAlgConfig("AllGather=level0:doublering");
+    cc.SetGroupName(kt.allgather.group);
+    cc.SetOpType(kt.allgather.opType);
+    cc.SetAlgConfig(kt.allgather.algConfig);
     cc.GetTiling(td->allgatherCcTiling);
 
-    // Matmul tiling of the largest run: (MaxRunRows x H) * (H x N) -> fp32
+    // 4. Matmul blob for the largest run: (M x K) * (K x N) -> fp32, bias added by the vector epilogue
     matmul_tiling::MultiCoreMatmulTiling mm(platform);
-    const int32_t rows = static_cast<int32_t>(aag::MaxRunRows(plan.g));
-    const int32_t n = static_cast<int32_t>(plan.g.N);
-    const int32_t k = static_cast<int32_t>(plan.g.H);
-    mm.SetDim(static_cast<int32_t>(aicNum));
-    mm.SetAType(matmul_tiling::TPosition::GM, matmul_tiling::CubeFormat::ND, MmType(a.xDtype), false);
-    mm.SetBType(matmul_tiling::TPosition::GM, matmul_tiling::CubeFormat::ND, MmType(a.xDtype), a.transposeWeight);
+    mm.SetDim(static_cast<int32_t>(kt.cube.cores));
+    mm.SetAType(matmul_tiling::TPosition::GM, matmul_tiling::CubeFormat::ND, MmType(kt.cube.inType), false);
+    mm.SetBType(matmul_tiling::TPosition::GM, matmul_tiling::CubeFormat::ND, MmType(kt.cube.inType),
+                kt.cube.transposeB);
     mm.SetCType(matmul_tiling::TPosition::GM, matmul_tiling::CubeFormat::ND, matmul_tiling::DataType::DT_FLOAT);
-    mm.SetBias(false);  // bias is added by the fp32 vector epilogue
-    mm.SetShape(rows, n, k);
-    mm.SetOrgShape(rows, n, k);
+    mm.SetBias(false);
+    mm.SetShape(kt.cube.M, kt.cube.N, kt.cube.K);
+    mm.SetOrgShape(kt.cube.M, kt.cube.N, kt.cube.K);
     mm.SetBufferSpace(-1, -1, -1);
     if (mm.GetTiling(td->mmTiling) == -1) {
-        OPS_LOG_E(node, "matmul tiling failed for %d x %d x %d", rows, n, k);
+        OP_LOGE(node, "matmul tiling failed for %d x %d x %d", kt.cube.M, kt.cube.N, kt.cube.K);
         return ge::GRAPH_FAILED;
     }
 
-    // 4. tiling key (shard, transpose_weight, bias, y2, y3) -> 0..31, see aag::TilingKey
-    ctx->SetTilingKey(moe_mc2::TilingKeyOf(a));
-    ctx->SetBlockDim(platform.CalcTschBlockDim(aivNum, aicNum, aivNum));
-
-    // 5. workspace: the library's system workspace + our regions
+    // 5. key, cores, workspace
+    ctx->SetTilingKey(kt.tilingKey);
+    ctx->SetBlockDim(kt.blockDim);
     size_t *ws = ctx->GetWorkspaceSizes(1);
     if (ws == nullptr) {
         return ge::GRAPH_FAILED;
     }
-    ws[0] = static_cast<size_t>(platform.GetLibApiWorkSpaceSize() + td->userWorkspaceBytes);
+    ws[0] = static_cast<size_t>(kt.workspaceBytes);
     return ge::GRAPH_SUCCESS;
 }
 

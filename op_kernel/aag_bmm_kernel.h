@@ -1,16 +1,21 @@
 /*
  * Ascend C kernel of AlltoAllAllGatherBatchMatMul (MIX: AI Cube + AI Vector).
  *
- * UNVERIFIED WITHOUT CANN: written against the documented Ascend C HCCL and
- * Matmul high-level APIs and vector APIs, never compiled or run here. The
- * offset arithmetic it uses (op_kernel/aag_bmm_offsets.h) IS verified on the
- * CPU by the host twin (tests/cpp/test_host_twin.cpp).
+ * Compiles against the open-source CANN headers (shared/cann/check.sh, every
+ * tiling key, both core modes) and runs, unchanged, in the project's CPU
+ * model of the Ascend C API (kernel_sim/, docs/kernel_model.md), which checks
+ * it against the reference on simulated ep x tp worlds. Unverified on an NPU.
  *
  * Schedule (one rank, plan from the host tiling):
- *   1. vector core 0 prepares and commits every collective up front, so the
- *      HCCL server runs them back to back while the cores compute:
+ *   1. every vector core issues the same Prepare/Commit sequence up front (the
+ *      HCCL client hands out handles on every core; vector core 0, the working
+ *      core, writes the messages), so the server runs them back to back while
+ *      the cores compute:
  *        shard 0: AllGather(tp) of the own experts for the local block;
  *        each remote tile k: AlltoAllV(ep) -> InterHcclGroupSync -> AllGather(tp).
+ *      The group sync is a data dependency: the AllGather sends what the
+ *      AlltoAllV received. Every tile has its own receive buffers, so no task
+ *      waits for an earlier tile (docs/op_alltoall_allgather_bmm.md).
  *   2. tile 0 (local block), then remote tiles 1..n in order:
  *        wait for the tile's AllGather (nothing for tile 0 in shard 1),
  *        assemble its rows into Y2buf (y2 itself when requested),
@@ -50,17 +55,20 @@ public:
     using AType = matmul::MatmulType<TPosition::GM, CubeFormat::ND, TX, false>;
     using BType = matmul::MatmulType<TPosition::GM, CubeFormat::ND, TX, TRANS_W>;
     using CType = matmul::MatmulType<TPosition::GM, CubeFormat::ND, float>;
-    using BiasType = matmul::MatmulType<TPosition::GM, CubeFormat::ND, float>;
+    using BiasType = matmul::MatmulType<TPosition::GM, CubeFormat::ND, float>;  // unused: bias is added in fp32 by the epilogue
     matmul::Matmul<AType, BType, CType, BiasType> mm;
 
     __aicore__ inline AagBmmKernel() {}
 
+    /* y2 / y3 may be null when the graph does not produce them (optional outputs);
+     * they are touched only when the tiling key says they are produced. */
     __aicore__ inline void Init(GM_ADDR x, GM_ADDR w, GM_ADDR bias, GM_ADDR y1, GM_ADDR y2, GM_ADDR y3,
-                                GM_ADDR userWs, GM_ADDR tilingGm, const AagBmmTilingData *td, TPipe *pipe)
+                                GM_ADDR userWs, const AagBmmTilingData *td, TPipe *pipe)
     {
         td_ = td;
         g_ = td->geom;
         pipe_ = pipe;
+        xAddr_ = x;
         xGm_.SetGlobalBuffer(reinterpret_cast<__gm__ TX *>(x));
         wGm_.SetGlobalBuffer(reinterpret_cast<__gm__ TX *>(w));
         if constexpr (HAS_BIAS) {
@@ -81,13 +89,14 @@ public:
         accGm_.SetGlobalBuffer(reinterpret_cast<__gm__ float *>(userWs + ws_.accOffBytes));
 
         // HCCL clients: group 0 = group_ep (AlltoAllV), group 1 = group_tp (AllGather),
-        // the order of MC2().HcclGroup({"group_ep", "group_tp"}) in the OpDef.
-        __gm__ AagBmmTilingData *tdGm = reinterpret_cast<__gm__ AagBmmTilingData *>(tilingGm);
+        // the order of MC2().HcclGroup({"group_ep", "group_tp"}) in the OpDef. InitV2 takes
+        // the tiling struct copied to the stack (Mc2InitTiling is its first member) and
+        // SetCcTilingV2 the offset of each collective's blob from it.
         if ASCEND_IS_AIV {
-            hcclEp_.Init(GetHcclContext<HCCL_GROUP_ID_0>(), reinterpret_cast<__gm__ void *>(&tdGm->mc2InitTiling));
-            hcclEp_.SetCcTiling(reinterpret_cast<__gm__ void *>(&tdGm->alltoallCcTiling));
-            hcclTp_.Init(GetHcclContext<1>(), reinterpret_cast<__gm__ void *>(&tdGm->mc2InitTiling));
-            hcclTp_.SetCcTiling(reinterpret_cast<__gm__ void *>(&tdGm->allgatherCcTiling));
+            hcclEp_.InitV2(GetHcclContext<HCCL_GROUP_ID_0>(), td);
+            hcclEp_.SetCcTilingV2(offsetof(AagBmmTilingData, alltoallCcTiling));
+            hcclTp_.InitV2(GetHcclContext<1>(), td);
+            hcclTp_.SetCcTilingV2(offsetof(AagBmmTilingData, allgatherCcTiling));
             epRank_ = hcclEp_.GetRankId();
             tpRank_ = hcclTp_.GetRankId();
         }
@@ -131,7 +140,7 @@ private:
     __aicore__ inline void IssueCollectives()
     {
         const HcclDataType dt = HcclTypeOf<TX>();
-        GM_ADDR xAddr = reinterpret_cast<GM_ADDR>(xGm_.GetPhyAddr());
+        GM_ADDR xAddr = xAddr_;
         if constexpr (SHARD == 0U) {
             localAg_ = hcclTp_.AllGather<true>(xAddr + aag::LocalAGSendDispl(g_, epRank_) * sizeof(TX),
                                                wsBase_ + ws_.localAgOff * sizeof(TX), aag::AGSendCount(g_, 0U), dt,
@@ -170,12 +179,15 @@ private:
     __aicore__ inline void Assemble(uint32_t k)
     {
         const uint32_t core = GetBlockIdx();
-        const uint32_t cores = GetBlockNum() * GetTaskRation();
+        const uint32_t cores = GetBlockNum() * GetTaskRatio();
         const uint64_t elemsPerBlock32 = 32U / sizeof(TX);
         const uint64_t bufElems = td_->copyUbBytes / sizeof(TX);
         const uint64_t colChunk = (g_.Hx < bufElems) ? g_.Hx : bufElems;
         const uint64_t rowPitch = aag::AlignUp(colChunk, elemsPerBlock32);
-        const uint64_t rowsPerChunk = (bufElems / rowPitch > 0U) ? bufElems / rowPitch : 1U;
+        uint64_t rowsPerChunk = (bufElems / rowPitch > 0U) ? bufElems / rowPitch : 1U;
+        if (rowsPerChunk > kMaxBlockCount) {
+            rowsPerChunk = kMaxBlockCount;  // DataCopyPad: blockCount <= 4095
+        }
         LocalTensor<TX> buf = ubBuf_.Get<TX>();
         uint64_t unit = 0;  // round-robin over (block, row chunk, column chunk)
         const uint64_t nb = aag::NumCopyBlocks(g_, k);
@@ -218,8 +230,12 @@ private:
         if (GetSubBlockIdx() != 0) {
             return;
         }
-        const uint64_t mmCore = GetBlockIdx() / GetTaskRation();
+        // the tiling spreads a run over usedCoreNum cube cores (<= the launched ones)
+        const uint64_t mmCore = GetBlockIdx() / GetTaskRatio();
         const uint64_t mmCores = static_cast<uint64_t>(t.usedCoreNum);
+        if (mmCore >= mmCores) {
+            return;
+        }
         const uint64_t aOff = aag::RunAOff(g_, run);
         const uint64_t wOff = aag::RunWOff(g_, run);
         mm.SetOrgShape(static_cast<int>(run.rows), static_cast<int>(g_.N), static_cast<int>(g_.H));
@@ -239,21 +255,23 @@ private:
     }
 
     /* -------------------------------- bias + activation epilogue (AIV) */
+    /* act_type 1..4 into dst (fp32); act_type 0 (None) never gets here: the
+     * epilogue rounds the accumulator itself (a UB->UB DataCopy would move whole
+     * 32-byte blocks only and leave the tail of a row stale). */
     __aicore__ inline void Activate(LocalTensor<float> &dst, LocalTensor<float> &src, uint32_t n)
     {
         switch (g_.act) {
             case 1U: Gelu(dst, src, n); break;        // x / (1 + exp(-1.59576912 (x + 0.044715 x^3)))
             case 2U: Silu(dst, src, n); break;        // x * sigmoid(x)
             case 3U: Relu(dst, src, n); break;        // max(x, 0)
-            case 4U: FasterGelu(dst, src, n); break;  // x / (1 + exp(-1.702 x))
-            default: DataCopy(dst, src, n); break;
+            default: FasterGelu(dst, src, n); break;  // 4: x / (1 + exp(-1.702 x))
         }
     }
 
     __aicore__ inline void Epilogue(const aag::Run &run)
     {
         const uint32_t core = GetBlockIdx();
-        const uint32_t cores = GetBlockNum() * GetTaskRation();
+        const uint32_t cores = GetBlockNum() * GetTaskRatio();
         const uint64_t chunk = td_->epiColChunk;   // floats per pass, multiple of 64
         LocalTensor<float> acc = ubBuf_.Get<float>();
         LocalTensor<float> bias = acc[chunk];
@@ -292,9 +310,13 @@ private:
                     DataCopyPad(y3Gm_[yOff + r * g_.N + c0], out, st);
                     PipeBarrier<PIPE_ALL>();
                 }
-                Activate(act, acc, nc);
-                PipeBarrier<PIPE_V>();
-                Cast(out, act, RoundMode::CAST_RINT, nc);
+                if (g_.act != 0U) {
+                    Activate(act, acc, nc);
+                    PipeBarrier<PIPE_V>();
+                    Cast(out, act, RoundMode::CAST_RINT, nc);
+                } else {
+                    Cast(out, acc, RoundMode::CAST_RINT, nc);  // y1 = y3: one rounding of the fp32 result
+                }
                 PipeBarrier<PIPE_ALL>();
                 DataCopyPad(y1Gm_[yOff + r * g_.N + c0], out, st);
                 PipeBarrier<PIPE_ALL>();
@@ -302,7 +324,10 @@ private:
         }
     }
 
+    static constexpr uint64_t kMaxBlockCount = 4095U;
+
     const AagBmmTilingData *td_ = nullptr;
+    GM_ADDR xAddr_ = nullptr;
     aag::Geom g_{};
     aag::WsLayout ws_{};
     TPipe *pipe_ = nullptr;

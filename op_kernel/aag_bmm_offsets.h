@@ -2,7 +2,7 @@
  * aag_bmm_offsets.h — every offset, count and index formula of the fused
  * AlltoAllAllGatherBatchMatMul operator, in one header with no Ascend C type.
  *
- * The Ascend C kernel (op_kernel/aag_bmm_kernel.cpp) and the CPU host twin
+ * The Ascend C kernel (op_kernel/aag_bmm_kernel.h) and the CPU host twin
  * (tests/cpp/test_host_twin.cpp) both include this file, so the arithmetic the
  * twin proves on a simulated ep x tp world is the arithmetic the kernel runs.
  *
@@ -32,6 +32,7 @@
 #define MOE_MC2_AAG_BMM_OFFSETS_H
 
 #if defined(__CCE_AICORE__) || defined(__CCE_KT_TEST__)
+#include "kernel_operator.h"  // __aicore__ and the fixed-width integer types of device builds
 #define AAG_FN __aicore__ inline
 #else
 #include <cstdint>

@@ -1,12 +1,15 @@
 /*
  * Kernel entry of AlltoAllAllGatherBatchMatMul. The file and function name are
- * the snake case opbuild derives from the op type. UNVERIFIED WITHOUT CANN.
+ * the snake case opbuild derives from the op type. Compiles against the
+ * open-source CANN headers and runs in the CPU model (kernel_sim/); unverified
+ * on an NPU.
  *
  * Tiling key = aag::TilingKey(shard, transpose_weight, bias, y2, y3):
  *   bit 0 x_shard_type, bit 1 transpose_weight, bit 2 bias present,
  *   bit 3 y2 produced, bit 4 y3 produced (output_y3_flag && act_type != 0).
- * The dtype pair is fixed per compiled binary by ORIG_DTYPE_X (fp16 x with
- * fp16 bias, or bf16 x with fp32 bias).
+ * The dtypes are fixed per compiled binary by the OpDef column the op compiler
+ * passes as ORIG_DTYPE_X / ORIG_DTYPE_BIAS: fp16 x with fp16 bias, bf16 x with
+ * fp32 bias, bf16 x with bf16 bias (without ORIG_DTYPE_BIAS: the first two).
  */
 #include "kernel_operator.h"
 #include "lib/matmul_intf.h"
@@ -16,7 +19,11 @@
 
 #if defined(ORIG_DTYPE_X) && (ORIG_DTYPE_X == DT_BF16)
 using AagTX = bfloat16_t;
+#if defined(ORIG_DTYPE_BIAS) && (ORIG_DTYPE_BIAS == DT_BF16)
+using AagTB = bfloat16_t;
+#else
 using AagTB = float;
+#endif
 #else
 using AagTX = half;
 using AagTB = half;
@@ -28,7 +35,7 @@ using AagTB = half;
                                  (((KEY) >> 3) & 1) != 0, (((KEY) >> 4) & 1) != 0>                               \
             op;                                                                                                   \
         REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), op.mm, &td.mmTiling);                                      \
-        op.Init(x, weight, bias, y1, y2, y3, userWs, tiling, &td, &pipe);                                         \
+        op.Init(x, weight, bias, y1, y2, y3, userWs, &td, &pipe);                                               \
         op.Process();                                                                                             \
         return;                                                                                                   \
     }

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# C++ half of moe_mc2: the portable core tests and the CANN OPP package.
+# C++ half of moe_mc2: the portable core, the CPU model of the kernel, the CANN checks and the OPP package.
 #
-#   scripts/cpp.sh test      configure + build into build/ and run ctest (no CANN needed)
-#   scripts/cpp.sh package   build the custom OPP package (vendor moe_mc2) into build_out/
-#                            exit 2 with a clear message when CANN is not installed
+#   scripts/cpp.sh test        configure + build into build/ (portable core, the CPU model of the kernel
+#                              kernel_sim/) and run ctest (no CANN needed)
+#   scripts/cpp.sh cann-check  compile op_kernel/, op_host/, op_proto/ against the open-source CANN headers
+#                              with shared/cann/check.sh when $CANN_INCLUDE names a header tree; says
+#                              plainly that it skipped (exit 0) when it cannot run
+#   scripts/cpp.sh package     build the custom OPP package (vendor moe_mc2) into build_out/
+#                              exit 2 with a clear message when CANN is not installed
 #
 # Needs for `test`: cmake >= 3.16, a C++17 compiler and the Debian packages
 #   libgtest-dev googletest nlohmann-json3-dev
+# cann-check: CANN_INCLUDE (the header tree, assembled outside every repository as
+#   shared/cann/README.md describes; never committed), CANN_CHECK (check.sh; default: shared/cann/check.sh
+#   next to this checkout or next to the main checkout of its git repository), MOE_MC2_JOBS.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,14 +23,87 @@ OP_TYPE="AlltoAllAllGatherBatchMatMul"
 OP_FILE="allto_all_all_gather_batch_mat_mul"   # msOpGen / opbuild snake-case of OP_TYPE
 
 usage() {
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd_test() {
-    cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release
+    cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release -DMOE_MC2_BUILD_TESTS=ON -DMOE_MC2_BUILD_KERNEL_SIM=ON
     cmake --build "$ROOT/build" -j"$JOBS"
     ctest --test-dir "$ROOT/build" --output-on-failure -j"$JOBS"
     "$ROOT/build/tests/cpp/plan_report"
+}
+
+find_cann_check() {
+    if [[ -n "${CANN_CHECK:-}" ]]; then
+        echo "$CANN_CHECK"
+        return 0
+    fi
+    local common cand
+    common="$(git -C "$ROOT" rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)"
+    for cand in "$ROOT/../shared/cann/check.sh" ${common:+"$(dirname "$common")/../shared/cann/check.sh"}; do
+        if [[ -f "$cand" ]]; then
+            (cd "$(dirname "$cand")" && echo "$(pwd -P)/check.sh")
+            return 0
+        fi
+    done
+    return 1
+}
+
+# op_kernel headers that must compile on their own (first include of a unit): checked with check.sh
+# itself on a throw-away project in $TMPDIR holding a one-line entry per header
+standalone_headers_check() {
+    local check="$1" tmp status=0 h
+    for h in aag_bmm_tiling_data.h aag_bmm_offsets.h; do
+        tmp="$(mktemp -d "${TMPDIR:-/tmp}/moe_mc2_alone.XXXXXX")"
+        mkdir -p "$tmp/op_kernel"
+        cp "$ROOT"/op_kernel/*.h "$tmp/op_kernel/"
+        printf '#include "%s"  // first include: the header must be self-contained\n#include "kernel_operator.h"\nextern "C" __global__ __aicore__ void alone(GM_ADDR p) { (void)p; }\n' \
+            "$h" > "$tmp/op_kernel/alone.cpp"
+        if bash "$check" -j"$JOBS" "$tmp" > "$tmp.log" 2>&1; then
+            echo "OK    standalone op_kernel/$h (device, CPU-debug mode)"
+        else
+            echo "FAIL  standalone op_kernel/$h:"; sed -n '/^FAIL/p' "$tmp.log" | head -5
+            status=1
+        fi
+        rm -rf "$tmp" "$tmp.log"
+    done
+    # host side: the tiling struct is included by op_host/aag_bmm_tiling.cpp
+    if g++ -std=c++17 -fsyntax-only -x c++ -I"$CANN_INCLUDE/generated" -I"$ROOT/op_kernel" \
+            "$ROOT/op_kernel/aag_bmm_tiling_data.h" 2> "${TMPDIR:-/tmp}/moe_mc2_alone_host.log"; then
+        echo "OK    standalone op_kernel/aag_bmm_tiling_data.h (host)"
+    else
+        echo "FAIL  standalone op_kernel/aag_bmm_tiling_data.h (host):"; head -5 "${TMPDIR:-/tmp}/moe_mc2_alone_host.log"
+        status=1
+    fi
+    return $status
+}
+
+cmd_cann_check() {
+    if [[ -z "${CANN_INCLUDE:-}" ]]; then
+        echo "CANN header check: SKIPPED - \$CANN_INCLUDE is not set. The check compiles op_kernel/ (every tiling"
+        echo "  key, AIC and AIV), op_host/ and op_proto/ against the open-source CANN headers; assemble the header"
+        echo "  tree outside the repository as shared/cann/README.md describes and set CANN_INCLUDE=DIR."
+        return 0
+    fi
+    if [[ ! -d "$CANN_INCLUDE" ]]; then
+        echo "CANN header check: FAILED - CANN_INCLUDE=$CANN_INCLUDE is not a directory" >&2
+        return 1
+    fi
+    local check
+    if ! check="$(find_cann_check)" || [[ ! -f "$check" ]]; then
+        echo "CANN header check: SKIPPED - check.sh not found (looked for \$CANN_CHECK, ../shared/cann/check.sh"
+        echo "  next to this checkout and next to the main checkout); set CANN_CHECK=/path/to/check.sh."
+        return 0
+    fi
+    echo "CANN header check: $check --include $CANN_INCLUDE $ROOT"
+    local status=0 log
+    log="$(mktemp "${TMPDIR:-/tmp}/moe_mc2_cann_check.XXXXXX")"
+    CANN_INCLUDE="$CANN_INCLUDE" bash "$check" -j"$JOBS" "$ROOT" > "$log" 2>&1 || status=$?
+    # one line per distinct unit (keys that compile the same unit as key 0 are folded into the summary)
+    grep -vE '^OK .*\(same unit as' "$log" || true
+    rm -f "$log"
+    CANN_INCLUDE="$CANN_INCLUDE" standalone_headers_check "$check" || status=1
+    return $status
 }
 
 find_cann() {
@@ -121,6 +201,7 @@ PY
 
 case "${1:-}" in
     test) cmd_test ;;
+    cann-check) cmd_cann_check ;;
     package) cmd_package ;;
     -h|--help|help) usage ;;
     *) usage >&2; exit 64 ;;

@@ -1,0 +1,58 @@
+/*
+ * kernel_sim: the C ABI of the model's shared library (libaag_kernel_sim.so),
+ * used by python/moe_mc2/kernel_sim.py through ctypes. Every field is 64 bits
+ * wide so the layout is the same on every ABI.
+ */
+#ifndef MOE_MC2_KERNEL_SIM_ABI_H
+#define MOE_MC2_KERNEL_SIM_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct AagSimCall {
+    /* the call, in the contract's vocabulary (SPEC.md) */
+    int64_t ep, tp;
+    int64_t shard;            /* x_shard_type */
+    int64_t act;              /* act_type 0..4 */
+    int64_t E, C, H, M;       /* C: rows per source ep rank of y; H: full hidden; M: full output (M/tp per rank) */
+    int64_t dtype;            /* x / weight / y: 0 float16, 1 bfloat16 */
+    int64_t bias;             /* 0 none, 2: (E/ep, M/tp), 3: (E/ep, 1, M/tp) */
+    int64_t biasDtype;        /* 0 float16, 1 bfloat16, 2 float32 */
+    int64_t transposeWeight;  /* weight stored (E/ep, M/tp, H) */
+    int64_t y2Flag, y3Flag;
+    /* the simulated machine */
+    int64_t aicPerRank;       /* cube cores per rank (vector cores: twice as many) */
+    int64_t ubBytes;          /* Unified Buffer per vector core */
+    int64_t sysWorkspaceBytes;
+    int64_t eTile, cTile;     /* forced remote tile shape; 0: the planner's */
+    int64_t cubeBlock;        /* model TCubeTiling: 0 = the run split evenly over the cube cores; n > 0 =
+                                 n x n blocks on all but one cube core (several blocks per core, an idle core) */
+    uint64_t seed;            /* collective landing times */
+    int64_t maxDelay;         /* landing delay bound, in API calls of the world */
+    int64_t countOnly;        /* 1: no arithmetic, no data (counts and checks only) */
+    int64_t raceCheck;        /* 1: happens-before check of every GM byte */
+    double watchdogSeconds;   /* no progress for this long: report positions and stop */
+    const char *kernel;       /* "aag" (the project's kernel) or a probe name (negative controls) */
+    /* per world rank r = t * ep + i (count ep * tp); host memory, see kernel_sim.py */
+    void *const *x;
+    void *const *weight;      /* stored layout */
+    void *const *biasData;
+    void *const *y1;
+    void *const *y2;          /* may be NULL when not produced */
+    void *const *y3;
+} AagSimCall;
+
+/* host side only (rules, shapes, tiling): JSON into out; 0 valid, 2 invalid call */
+int aag_sim_plan(const AagSimCall *call, char *out, size_t outLen);
+/* one call of the kernel on every rank: JSON report into out; 0 ok, 1 model error, 2 invalid call */
+int aag_sim_run(const AagSimCall *call, char *out, size_t outLen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif  // MOE_MC2_KERNEL_SIM_ABI_H
