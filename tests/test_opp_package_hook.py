@@ -173,13 +173,13 @@ PRESETS = {"version": 1, "configurePresets": [
      "cacheVariables": {"CMAKE_BUILD_TYPE": "Release"}}]}
 
 
-def write_mock_template(where: Path, opdef, *, ignore_name=False, op_host=TEMPLATE_OP_HOST):
+def write_mock_template(where: Path, opdef, *, ignore_name=False, op_host=TEMPLATE_OP_HOST, build_sh=BUILD_SH):
     (where / "cmake").mkdir(parents=True)
     (where / "op_host").mkdir()
     (where / "op_kernel").mkdir()
     (where / "CMakeLists.txt").write_text(TOP_CMAKE.replace("@STAND_IN@", str(STAND_IN)))
     (where / "CMakePresets.json").write_text(json.dumps(PRESETS))
-    (where / "build.sh").write_text(BUILD_SH)
+    (where / "build.sh").write_text(build_sh)
     (where / "cmake" / "func.cmake").write_text(FUNC_CMAKE.replace("@IGNORE@", "ON" if ignore_name else "OFF"))
     (where / "cmake" / "op_build.cmake").write_text(OP_BUILD)
     params = opbuild_params(opdef)
@@ -276,3 +276,13 @@ def test_package_stops_when_the_template_has_no_opbuild_call(tmp_path, opdef):
     assert r.returncode == 1
     assert "scripts/cpp.sh package: " in r.stderr and "has 0 opbuild( calls" in r.stderr
     assert not (proj / "build").exists()  # stopped before the project's build
+
+
+def test_package_stops_when_the_library_lacks_the_public_api(tmp_path, opdef):
+    """The check after the build: a libcust_opapi.so without the wrapper's symbols fails the package."""
+    stub = ("echo 'extern \"C\" int aclnnInnerAlltoAllAllGatherBatchMatMul() { return 0; }' | "
+            "g++ -shared -fPIC -x c++ - -o build_out/install/packages/vendors/moe_mc2/op_api/lib/libcust_opapi.so\n")
+    r, _ = run_cpp_package(tmp_path, opdef, build_sh=BUILD_SH + stub)
+    assert r.returncode == 1
+    assert ("does not export: aclnnAlltoAllAllGatherBatchMatMulGetWorkspaceSize aclnnAlltoAllAllGatherBatchMatMul "
+            "moe_mc2_aclnn_api_version (the public aclnn wrapper") in r.stderr
