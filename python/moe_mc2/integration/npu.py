@@ -15,13 +15,14 @@ call) and logged once (`routes()` tells the same at any time):
     1. builtin  - CANN's aclnnBatchMatMulReduceScatterAlltoAll (the package ships no adjoint);
     2. portable.
 
-A portable route is announced by one warning naming what is missing. `MOE_MC2_NPU_ROUTE`
-narrows the choice: `builtin` skips the package, `portable` skips every fused kernel.
+A portable route is announced by one warning naming what is missing, and so is an installed
+package that is not used. `MOE_MC2_NPU_ROUTE` narrows the choice: `builtin` skips the package,
+`portable` skips every fused kernel.
 
-Both forward routes take the same call, CANN's public argument list (csrc/aclnn_alltoall_allgather_bmm.h,
-the package's own header); only the library differs. The aclnn calls go through a small C++
-extension (csrc/: aclnn_decls.h, aclnn_core.h, aag_bmm_aclnn.cpp) that torch.utils.cpp_extension
-builds on first use. Group arguments reach
+Both forward routes take the same call, CANN's public argument list (declared once, in the
+package's header csrc/aclnn_alltoall_allgather_bmm.h); only the library differs. The aclnn calls
+go through a small C++ extension (csrc/: aclnn_decls.h, aclnn_core.h, aag_bmm_aclnn.cpp) that
+torch.utils.cpp_extension builds on first use. Group arguments reach
 aclnn as HCCL communicator names (`runtime.groups.comm_name`). Everything here except the
 build and the launch is plain Python over an environment mapping, tested without an NPU.
 """
@@ -234,7 +235,8 @@ def routes() -> dict:
         log.info("moe_mc2 NPU kernels: %s", "; ".join(r.describe() for r in found.values()))
         for r in found.values():
             if r.skipped and r.kind != PORTABLE:  # (a portable route's warning below says it already)
-                log.warning("moe_mc2: %s: the installed moe_mc2 OPP package is not used: %s", OP_OF[r.op], r.skipped)
+                log.warning("moe_mc2: %s: the installed moe_mc2 OPP package is not used: %s", OP_OF[r.op],
+                            r.skipped)
         portable = [r for r in found.values() if r.kind == PORTABLE]
         if portable:
             log.warning("moe_mc2: %s", " | ".join(
