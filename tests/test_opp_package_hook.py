@@ -213,7 +213,8 @@ def run_cpp_package(tmp_path: Path, opdef, **template) -> tuple:
     msopgen.write_text(MSOPGEN.replace("@TEMPLATE@", str(tmp_path / "template")))
     msopgen.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASCEND_", "MOE_MC2_"))}
-    env.update(ASCEND_HOME_PATH=str(cann), PATH="/usr/bin:/bin")
+    # the stand-in msopgen first on PATH (cpp.sh asks `command -v msopgen` before the CANN home)
+    env.update(ASCEND_HOME_PATH=str(cann), PATH=f"{msopgen.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}")
     r = subprocess.run(["bash", str(repo / "scripts" / "cpp.sh"), "package"], capture_output=True, text=True,
                        env=env, timeout=600)
     return r, repo / "build_out" / "msopgen_project"

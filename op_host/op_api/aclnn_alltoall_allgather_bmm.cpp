@@ -25,8 +25,6 @@
  */
 #include "aclnn_alltoall_allgather_bmm.h"
 
-#include <cstdarg>
-#include <cstdio>
 #include <mutex>
 #include <string>
 #include <type_traits>
