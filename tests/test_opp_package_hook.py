@@ -247,6 +247,8 @@ def packaged(tmp_path_factory, opdef):
         got["installed"] = sorted(str(p.relative_to(inst)) for p in inst.rglob("*") if p.is_file())
         got["op_host_cmake"] = (proj / "op_host" / "CMakeLists.txt").read_text()
         got["run_copied"] = sorted(p.name for p in (proj.parent).glob("custom_opp_*.run"))
+        got["wrapper_flags"] = [line for f in (proj / "build").rglob("flags.make") for line in f.read_text().splitlines()
+                                if "MOE_MC2_ACLNN_INNER_HEADER" in line]
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps(got))
     return got
@@ -262,6 +264,9 @@ def test_package_builds_the_public_api_over_the_inner_one(packaged):
     assert packaged["installed"] == ["include/aclnn_alltoall_allgather_bmm.h", "lib/libcust_opapi.so"]
     assert packaged["run_copied"] == ["custom_opp_mock_x86_64.run"]
     assert "set(ENV{OPS_PROJECT_NAME} aclnnInner)" in packaged["op_host_cmake"]
+    # the wrapper was compiled against the generated inner header (its static_asserts ran)
+    assert any("aclnn_alltoall_allgather_bmm.cpp" in line and
+               "aclnnInner_allto_all_all_gather_batch_mat_mul.h" in line for line in packaged["wrapper_flags"])
 
 
 def test_package_stops_when_opbuild_ignores_the_inner_name(tmp_path, opdef):
