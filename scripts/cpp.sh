@@ -171,6 +171,14 @@ cmd_package() {
     cp "$ROOT"/op_proto/*.h "$proj/op_host/"
     cp "$ROOT"/op_kernel/*.cpp "$ROOT"/op_kernel/*.h "$proj/op_kernel/"
     # the core includes ../../op_kernel/aag_bmm_offsets.h relative to op_host/core
+    # 2b. CANN's public aclnn API (op_host/op_api): opbuild is made to generate the OpDef's API under
+    #     the inner name aclnnInner...; the hand-written public aclnnAlltoAllAllGatherBatchMatMul
+    #     goes into cust_opapi over it (msopgen_hook.py patches op_host/CMakeLists.txt, opapi.cmake
+    #     checks at configure time what opbuild generated); stops here if the template lacks a hook
+    mkdir -p "$proj/op_host/op_api"
+    cp -L "$ROOT"/op_host/op_api/*.h "$ROOT"/op_host/op_api/*.cpp "$ROOT"/op_host/op_api/opapi.cmake \
+        "$proj/op_host/op_api/"
+    python3 "$ROOT/op_host/op_api/msopgen_hook.py" "$proj"
     # 3. vendor name, CANN path and target chip in the presets
     python3 - "$proj/CMakePresets.json" "$VENDOR" "$ASCEND_HOME_PATH" <<'PY'
 import json, sys
@@ -186,6 +194,24 @@ json.dump(p, open(path, "w"), indent=4)
 PY
     # 4. opbuild (aclnn + op info), kernel binaries, tiling lib, makeself .run
     (cd "$proj" && bash build.sh)
+    # 4b. the op-API library exports CANN's public entry points (the wrapper's), not only the inner ones
+    local opapi exported sym missing=""
+    opapi="$(find "$proj/build_out" -name libcust_opapi.so -type f 2>/dev/null | head -n1 || true)"
+    if [[ -z "$opapi" ]] || ! command -v nm >/dev/null; then
+        echo "scripts/cpp.sh package: warning: the public aclnn entry points were not checked" \
+             "(${opapi:-no libcust_opapi.so under $proj/build_out}; nm: $(command -v nm || echo missing))" >&2
+    else
+        exported="$(nm -D --defined-only "$opapi" | awk '{print $NF}')"
+        for sym in aclnnAlltoAllAllGatherBatchMatMulGetWorkspaceSize aclnnAlltoAllAllGatherBatchMatMul \
+                   moe_mc2_aclnn_api_version; do
+            grep -qx "$sym" <<<"$exported" || missing+=" $sym"
+        done
+        if [[ -n "$missing" ]]; then
+            echo "scripts/cpp.sh package: $opapi does not export:$missing (the public aclnn wrapper," \
+                 "op_host/op_api, did not make it into the op-API library)" >&2
+            exit 1
+        fi
+    fi
     local run
     run="$(ls -1 "$proj"/build_out/custom_opp_*.run 2>/dev/null | head -n1 || true)"
     if [[ -z "$run" ]]; then

@@ -25,6 +25,8 @@ FWD = "aclnnAlltoAllAllGatherBatchMatMul"
 ADJ = "aclnnBatchMatMulReduceScatterAlltoAll"
 FWD_SYMS = (FWD + "GetWorkspaceSize", FWD)
 ADJ_SYMS = (ADJ + "GetWorkspaceSize", ADJ)
+# the package's op-API library: the public entry points (its wrapper) and the wrapper's version
+PKG_SYMS = FWD_SYMS + ("moe_mc2_aclnn_api_version",)
 
 
 def _install(root, vendor="moe_mc2"):
@@ -126,7 +128,7 @@ def kinds(routes):
 
 def test_package_first_then_cann_builtin_then_portable():
     cann = {"/c/lib64/libopapi.so": FWD_SYMS + ADJ_SYMS}
-    m = Machine(cann, opp_package=FWD_SYMS)
+    m = Machine(cann, opp_package=PKG_SYMS)
     assert kinds(m.resolve()) == {"forward": ("package", m.opp), "adjoint": ("builtin", "/c/lib64/libopapi.so")}
     m = Machine(cann)
     assert kinds(m.resolve()) == {"forward": ("builtin", "/c/lib64/libopapi.so"),
@@ -134,7 +136,7 @@ def test_package_first_then_cann_builtin_then_portable():
 
 
 def test_the_adjoint_never_comes_from_the_package():
-    m = Machine({}, opp_package=FWD_SYMS + ADJ_SYMS)
+    m = Machine({}, opp_package=PKG_SYMS + ADJ_SYMS)
     r = m.resolve()
     assert r["forward"].kind == "package"
     assert r["adjoint"].kind == "portable" and m.opp not in r["adjoint"].missing
@@ -173,6 +175,21 @@ def test_package_without_the_symbol_is_skipped_and_said():
     assert "libopapi.so: cannot be loaded" in r["forward"].missing
 
 
+def test_a_package_built_before_the_public_wrapper_is_not_called():
+    """Its aclnnAlltoAllAllGatherBatchMatMul takes the OpDef's argument list: calling it with
+    CANN's public one would pass the wrong arguments. It is recognised by the missing version."""
+    cann = {"/c/lib64/libopapi.so": FWD_SYMS + ADJ_SYMS}
+    m = Machine(cann, opp_package=FWD_SYMS)
+    r = m.resolve()
+    assert kinds(r)["forward"] == ("builtin", "/c/lib64/libopapi.so")
+    assert r["forward"].skipped == (
+        f"{m.opp}: exports {FWD} but not moe_mc2_aclnn_api_version: a moe_mc2 package built before its public "
+        f"aclnn wrapper (its {FWD} takes another argument list); rebuild and reinstall it (./build.sh package)")
+    r = Machine({}, opp_package=FWD_SYMS).resolve()
+    assert r["forward"].kind == "portable" and "built before its public aclnn wrapper" in r["forward"].missing
+    assert Machine(cann, opp_package=PKG_SYMS).resolve()["forward"].skipped == ""
+
+
 def test_nothing_installed_names_what_is_missing():
     r = Machine({}).resolve()
     assert {op: x.kind for op, x in r.items()} == {"forward": "portable", "adjoint": "portable"}
@@ -182,7 +199,7 @@ def test_nothing_installed_names_what_is_missing():
 
 
 def test_without_torch_npu_everything_is_portable_and_nothing_probed():
-    m = Machine({"/c/lib64/libopapi.so": FWD_SYMS + ADJ_SYMS}, opp_package=FWD_SYMS)
+    m = Machine({"/c/lib64/libopapi.so": FWD_SYMS + ADJ_SYMS}, opp_package=PKG_SYMS)
     r = m.resolve(torch_npu_present=False)
     assert {op: (x.kind, x.missing) for op, x in r.items()} == {
         "forward": ("portable", "torch_npu is not importable"),
@@ -192,29 +209,28 @@ def test_without_torch_npu_everything_is_portable_and_nothing_probed():
 
 def test_route_override():
     cann = {"/c/lib64/libopapi.so": FWD_SYMS + ADJ_SYMS}
-    m = Machine(cann, opp_package=FWD_SYMS)
+    m = Machine(cann, opp_package=PKG_SYMS)
     r = m.resolve({npu.ROUTE_ENV: "builtin"})
     assert kinds(r) == {"forward": ("builtin", "/c/lib64/libopapi.so"), "adjoint": ("builtin", "/c/lib64/libopapi.so")}
-    m = Machine(cann, opp_package=FWD_SYMS)
+    m = Machine(cann, opp_package=PKG_SYMS)
     r = m.resolve({npu.ROUTE_ENV: "Portable"})
     assert {x.kind for x in r.values()} == {"portable"} and m.probed == []
     assert r["forward"].missing == f"{npu.ROUTE_ENV}=portable"
-    assert kinds(Machine(cann, opp_package=FWD_SYMS).resolve({npu.ROUTE_ENV: ""}))["forward"][0] == "package"
+    assert kinds(Machine(cann, opp_package=PKG_SYMS).resolve({npu.ROUTE_ENV: ""}))["forward"][0] == "package"
     with pytest.raises(ValueError, match=npu.ROUTE_ENV):
         Machine(cann).resolve({npu.ROUTE_ENV: "package"})
 
 
-def test_route_descriptions_and_abis():
-    m = Machine({"/c/lib64/libopapi.so": FWD_SYMS + ADJ_SYMS}, opp_package=FWD_SYMS)
+def test_route_descriptions_and_entries():
+    m = Machine({"/c/lib64/libopapi.so": FWD_SYMS + ADJ_SYMS}, opp_package=PKG_SYMS)
     r = m.resolve()
-    assert (r["forward"].entry, r["forward"].abi) == (FWD, "package_forward")
-    assert (r["adjoint"].entry, r["adjoint"].abi) == (ADJ, "builtin_adjoint")
+    assert r["forward"].entry == FWD and r["adjoint"].entry == ADJ
     assert r["forward"].describe() == \
         f"npu_alltoall_allgather_bmm: fused kernel of the moe_mc2 OPP package ({FWD} from {m.opp})"
     assert r["adjoint"].describe() == \
         f"npu_bmm_reducescatter_alltoall: CANN's built-in fused kernel ({ADJ} from /c/lib64/libopapi.so)"
     p = Machine({}).resolve(torch_npu_present=False)["adjoint"]
-    assert (p.entry, p.abi) == (None, None)
+    assert p.entry is None
     assert p.describe() == "npu_bmm_reducescatter_alltoall: portable pipeline over HCCL (torch_npu is not importable)"
 
 
@@ -270,6 +286,17 @@ def test_no_warning_when_both_ops_are_fused(fresh, monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger=npu.__name__):
         npu.routes()
     assert [r.levelno for r in caplog.records] == [logging.INFO]
+
+
+def test_an_installed_package_that_is_not_used_is_said_once(fresh, monkeypatch, caplog):
+    _fixed_routes(monkeypatch, npu.Route("forward", "builtin", "/c", skipped="/p: too old"),
+                  npu.Route("adjoint", "builtin", "/c"))
+    with caplog.at_level(logging.INFO, logger=npu.__name__):
+        npu.routes()
+        npu.routes()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["moe_mc2: npu_alltoall_allgather_bmm: the installed moe_mc2 OPP package is not used: "
+                        "/p: too old"]
 
 
 # ---- weight layout for aclnn --------------------------------------------------------------------
@@ -365,8 +392,7 @@ def test_entry_points_are_bound_once_per_op(fake_ext, monkeypatch):
     for _ in range(3):
         npu._forward_npu(x, w, **ARGS, shard_type=1)
         npu._adjoint_npu(torch.randn(2, 12, 5).half(), torch.randn(2, 5, 8).half(), **ARGS, shard_type=1)
-    assert fake_ext.bound == [("forward", "package_forward", "/package.so", FWD),
-                              ("adjoint", "builtin_adjoint", "/builtin.so", ADJ)]
+    assert fake_ext.bound == [("forward", "/package.so", FWD), ("adjoint", "/builtin.so", ADJ)]
     assert [c[0] for c in fake_ext.calls] == ["forward", "adjoint"] * 3
 
 

@@ -1,13 +1,16 @@
-"""What would reach CANN: both ops through the real aclnn bridge core and a fake op-API library.
+"""What would reach CANN: both ops through the real aclnn bridge core and fake op-API libraries.
 
 The bridge's marshalling core (csrc/aclnn_core.h, the code the NPU build runs) is built here
 against the pinned torch as a Python module whose launcher runs on the CPU
 (tests/npu_fake/core_module.cpp). Fake op-API libraries (tests/npu_fake/fake_aclnn.cpp) are laid
-out where an OPP package and a CANN toolkit put theirs; the routes are resolved over them with
-the real symbol probe, bound with the real dlopen/dlsym, and the NPU kernels of moe_mc2 are
-called with CPU tensors. The fakes record every aclCreateTensor, GetWorkspaceSize, run and
-aclDestroyTensor; each test states the values CANN must get, written from the op's contract
-and CANN's published signatures, never read back from the code under test.
+out where an OPP package and a CANN toolkit put theirs: CANN's with its public entry points, the
+package's with the real public wrapper (op_host/op_api) over a fake of the generated inner API.
+The routes are resolved over them with the real symbol probe, bound with the real dlopen/dlsym,
+and the NPU kernels of moe_mc2 are called with CPU tensors. The fakes record every
+aclCreateTensor, GetWorkspaceSize, run and aclDestroyTensor; each test states the values CANN
+must get, written from the op's contract and CANN's published signatures, never read back from
+the code under test. On the package route that is the inner call the wrapper makes: the bridge's
+public call, as the wrapper turns it into the OpDef's argument list.
 """
 from __future__ import annotations
 
@@ -32,7 +35,9 @@ ACL_FORMAT_ND = 2
 ACL_DTYPE = {torch.float16: ACL_FLOAT16, torch.bfloat16: ACL_BF16, torch.float32: ACL_FLOAT}
 WORKSPACE = 4096
 FWD = "aclnnAlltoAllAllGatherBatchMatMul"
+INNER = "aclnnInnerAlltoAllAllGatherBatchMatMul"  # what the package's wrapper calls
 ADJ = "aclnnBatchMatMulReduceScatterAlltoAll"
+WRAPPER_SRC = HERE.parent / "op_host" / "op_api" / "aclnn_alltoall_allgather_bmm.cpp"
 
 
 # ---- the builds (cached under build/ext) -------------------------------------------------------
@@ -69,22 +74,37 @@ class FakeLib:
         return json.loads(self.lib.fake_events().decode())
 
 
+def package_library(out: Path) -> Path:
+    """The package's libcust_opapi.so as the tests have it: the public wrapper (real) over the fake
+    inner API; see tests/test_aclnn_wrapper.py for the header sets it is built against."""
+    from test_aclnn_wrapper import HEADER_SETS, wrapper_inputs
+
+    includes = HEADER_SETS["CANN"]() or HEADER_SETS["stand-in"]()
+    return ext_build.build_shared_object([FAKE_SRC, WRAPPER_SRC], out, ["FAKE_INNER"], includes=includes,
+                                         inputs=wrapper_inputs())
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     """An OPP vendor dir with the package's library, CANN homes with and without the built-ins."""
-    built = {kind: ext_build.build_shared_object(FAKE_SRC, ext_build.BUILD / "fake" / f"libfake_{kind}.so",
-                                                 [f"FAKE_{kind.upper()}"] if kind != "bare" else [])
-             for kind in ("package", "builtin", "bare")}
+    fake = ext_build.BUILD / "fake"
+    built = {"package": package_library(fake / "libfake_package.so"),
+             "builtin": ext_build.build_shared_object(FAKE_SRC, fake / "libfake_builtin.so", ["FAKE_BUILTIN"]),
+             "bare": ext_build.build_shared_object(FAKE_SRC, fake / "libfake_bare.so")}
     root = tmp_path_factory.mktemp("npu_tree")
     places = {
         "package": root / "opp" / "vendors" / "moe_mc2" / "op_api" / "lib" / "libcust_opapi.so",
         "builtin": root / "cann" / "lib64" / "libopapi.so",
         "bare": root / "cann_without" / "lib64" / "libopapi.so",
         "bare_package": root / "opp_without" / "vendors" / "moe_mc2" / "op_api" / "lib" / "libcust_opapi.so",
+        # the public entry points without the wrapper's version: a package built before the wrapper
+        "stale_package": root / "opp_stale" / "vendors" / "moe_mc2" / "op_api" / "lib" / "libcust_opapi.so",
     }
+    source = {"package": "package", "builtin": "builtin", "bare": "bare", "bare_package": "bare",
+              "stale_package": "builtin"}
     for name, dest in places.items():
         dest.parent.mkdir(parents=True)
-        shutil.copy(built["bare" if name.startswith("bare") else name], dest)
+        shutil.copy(built[source[name]], dest)
     libs = {name: FakeLib(dest) for name, dest in places.items()}
     env = {
         "package+builtin": {"ASCEND_OPP_PATH": str(root / "opp"), "ASCEND_HOME_PATH": str(root / "cann")},
@@ -92,6 +112,8 @@ def tree(tmp_path_factory):
         "none": {"ASCEND_HOME_PATH": str(root / "cann_without")},
         "broken_package+builtin": {"ASCEND_OPP_PATH": str(root / "opp_without"),
                                    "ASCEND_HOME_PATH": str(root / "cann")},
+        "stale_package+builtin": {"ASCEND_OPP_PATH": str(root / "opp_stale"),
+                                  "ASCEND_HOME_PATH": str(root / "cann")},
     }
     return libs, env
 
@@ -140,16 +162,29 @@ def test_package_without_the_entry_point_falls_back_to_cann(use, tree):
     assert (r["forward"].kind, r["forward"].library) == ("builtin", libs["builtin"].path)
 
 
+def test_a_package_without_the_public_wrapper_is_not_called(use, tree):
+    """Real libraries: the public entry points alone (no moe_mc2_aclnn_api_version) do not make a
+    package the bridge calls; the built package exports the version."""
+    libs, _ = tree
+    r = use("stale_package+builtin")
+    assert (r["forward"].kind, r["forward"].library) == ("builtin", libs["builtin"].path)
+    assert r["forward"].skipped.startswith(f"{libs['stale_package'].path}: exports {FWD} but not "
+                                           "moe_mc2_aclnn_api_version")
+    version = libs["package"].lib.moe_mc2_aclnn_api_version
+    version.restype = ctypes.c_int64
+    assert version() == 1
+
+
 def test_bind_reports_what_a_library_lacks(core, tree):
     libs, _ = tree
     with pytest.raises(RuntimeError, match=f"does not provide: {FWD}GetWorkspaceSize {FWD}$"):
-        core.bind("forward", "builtin_forward", libs["bare"].path, FWD)
+        core.bind("forward", libs["bare"].path, FWD)
     with pytest.raises(RuntimeError, match="cannot load /nonexistent/libopapi.so"):
-        core.bind("forward", "builtin_forward", "/nonexistent/libopapi.so", FWD)
-    with pytest.raises(RuntimeError, match="cannot serve the forward op"):
-        core.bind("forward", "builtin_adjoint", libs["builtin"].path, FWD)
-    with pytest.raises(RuntimeError, match="cannot serve the adjoint op"):
-        core.bind("adjoint", "package_forward", libs["package"].path, ADJ)
+        core.bind("forward", "/nonexistent/libopapi.so", FWD)
+    with pytest.raises(RuntimeError, match=f"{ADJ} cannot serve the forward op"):
+        core.bind("forward", libs["builtin"].path, ADJ)
+    with pytest.raises(RuntimeError, match=f"{FWD} cannot serve the adjoint op"):
+        core.bind("adjoint", libs["package"].path, FWD)
 
 
 # ---- helpers: what the fake saw ----------------------------------------------------------------
@@ -225,30 +260,41 @@ def test_forward_arguments(use, tree, core, env, shard, dtype, bias_kind, transp
     libs, _ = tree
     need_y2, need_y3, act = outputs
     r = use(env)
+    package = r["forward"].kind == "package"
     fake = libs[r["forward"].kind]
     x, w, stored, bias = forward_inputs(shard, dtype, bias_kind, transposed)
     y1, y2, y3 = npu._forward_npu(x, w, bias=bias, group_ep="hccl_ep", group_ep_worldsize=EP, group_tp="hccl_tp",
                                   group_tp_worldsize=TP, shard_type=shard, act_type=act,
                                   need_allgather_out=need_y2, need_activation_feature=need_y3)
     assert core.last_op_type() == "AlltoAllAllGatherBatchMatMul"
-    created, args = split(fake.events(), FWD, core.FAKE_STREAM)
+    events = fake.events()
+    created, args = split(events, INNER if package else FWD, core.FAKE_STREAM)
     rows = EP * C  # y1 / y2 rows per local expert
     produce_y3 = need_y3 and act != 0
-    if r["forward"].kind == "package":
+    # the bridge's call is the same on both routes: CANN's public argument list, the weight as its
+    # logical (E/ep, H, M/tp) view, a transposed one recognised by its strides
+    bridge = [e for e in events if e["event"] == "create"][:3 + (bias is not None) + need_y2 + produce_y3]
+    logical = dict(view=(EL, H, N), strides=(H * N, 1, H) if transposed else (H * N, N, 1), dtype=dtype,
+                   data=stored.data_ptr() if transposed else w.data_ptr())
+    expect_tensor(bridge[1], **logical)
+    if package:
+        # the package's wrapper hands its generated inner API the OpDef's list: the three derived
+        # attributes, and a transposed weight in its stored (E/ep, M/tp, H) layout (its own
+        # descriptor of the same memory, destroyed after the run)
         assert len(args) == 15
         (a_x, a_w, a_b, g_ep, g_tp, ep, tp, a_shard, a_act, a_trans, f_y2, f_y3, a_y1, a_y2, a_y3) = args
         assert (a_trans, f_y2, f_y3) == (transposed, need_y2, produce_y3)
-        if transposed:  # the package reads the stored layout, told it is transposed
-            expect_tensor(created[a_w], view=(EL, N, H), strides=(N * H, H, 1), dtype=dtype,
-                          data=stored.data_ptr())
+        if transposed:
+            assert a_w not in [b["id"] for b in bridge]
+            expect_tensor(created[a_w], view=(EL, N, H), strides=(N * H, H, 1), dtype=dtype, data=stored.data_ptr())
         else:
-            expect_tensor(created[a_w], view=(EL, H, N), strides=(H * N, N, 1), dtype=dtype, data=w.data_ptr())
+            assert a_w == bridge[1]["id"]
+        assert len(created) == len(bridge) + transposed
     else:
         assert len(args) == 12
         (a_x, a_w, a_b, g_ep, g_tp, ep, tp, a_shard, a_act, a_y1, a_y2, a_y3) = args
-        # CANN's wrapper sees the logical (E/ep, H, M/tp) view; a transposed one by its strides
-        expect_tensor(created[a_w], view=(EL, H, N), strides=(H * N, 1, H) if transposed else (H * N, N, 1),
-                      dtype=dtype, data=stored.data_ptr() if transposed else w.data_ptr())
+        assert a_w == bridge[1]["id"]
+        assert len(created) == len(bridge)
     assert (g_ep, g_tp, ep, tp, a_shard, a_act) == ("hccl_ep", "hccl_tp", EP, TP, shard, act)
     expect_tensor(created[a_x], view=x.shape, strides=contiguous_strides(x.shape), dtype=dtype, data=x.data_ptr())
     if bias is None:
@@ -266,7 +312,7 @@ def test_forward_arguments(use, tree, core, env, shard, dtype, bias_kind, transp
         expect_tensor(created[a_y3], view=(EL, rows, N), strides=(rows * N, N, 1), dtype=dtype, data=y3.data_ptr())
     else:
         assert a_y3 is None and tuple(y3.shape) == (0, 0, 0)
-    assert len(created) == 3 + (bias is not None) + need_y2 + produce_y3
+    assert not [e for e in events if e["event"] == "log"]  # the wrapper rejected nothing
 
 
 # ---- the adjoint op: the whole argument matrix --------------------------------------------------
@@ -362,15 +408,16 @@ def test_first_stage_failure_raises_and_releases_everything(use, tree):
     libs, _ = tree
     use("package+builtin")
     libs["package"].reset(status_first=161002)
-    x, w, _, bias = forward_inputs(1, torch.float16, "2d", False)
-    with pytest.raises(RuntimeError, match=f"{FWD}GetWorkspaceSize \\(package_forward, .*libcust_opapi.so\\) "
+    x, w, _, bias = forward_inputs(1, torch.float16, "2d", True)
+    with pytest.raises(RuntimeError, match=f"{FWD}GetWorkspaceSize \\(.*libcust_opapi.so\\) "
                                            "failed with aclnn status 161002"):
         npu._forward_npu(x, w, bias=bias, group_ep="a", group_ep_worldsize=EP, group_tp="b",
                          group_tp_worldsize=TP, shard_type=1)
     events = libs["package"].events()
     assert not [e for e in events if e["event"] == "run"]
-    assert sorted(e["id"] for e in events if e["event"] == "destroy") == \
-        sorted(e["id"] for e in events if e["event"] == "create")
+    created = [e["id"] for e in events if e["event"] == "create"]
+    assert len(created) == 5  # x, weight, bias, y1 by the bridge; the stored weight by the wrapper
+    assert sorted(e["id"] for e in events if e["event"] == "destroy") == sorted(created)
 
 
 def test_run_failure_raises_and_releases_everything(use, tree):
@@ -437,7 +484,7 @@ def test_groups_reach_aclnn_as_communicator_names(use, tree, core, one_rank_worl
     }[form]
     x, w, _, _ = forward_inputs(0, torch.float16, None, False)
     npu._forward_npu(x, w, group_ep=given[0], group_ep_worldsize=EP, group_tp=given[1], group_tp_worldsize=TP)
-    _, args = split(libs["package"].events(), FWD, core.FAKE_STREAM)
+    _, args = split(libs["package"].events(), INNER, core.FAKE_STREAM)
     assert args[3:5] == ["hccl_comm_ep_7", "hccl_comm_tp_9"]
     xa = torch.randn(EL, EP * C, N).half()
     npu._adjoint_npu(xa, torch.randn(EL, N, H).half(), group_ep=given[0], group_ep_worldsize=EP,

@@ -7,12 +7,13 @@
    (downloaded, never installed) and the pinned torch's; `-fsyntax-only` is the only flag added.
    CANN's aclnn/acl_meta.h comes from $CANN_INCLUDE when it is set (a second compile), else the
    bridge's own declarations (csrc/aclnn_decls.h) stand in for it.
-2. csrc/aclnn_decls.h: its entry-point types against op_host's OpDef (the package's generated
-   API) and against contract/names.py's adjoint prototype (CANN's built-in API, which derives
-   three attributes from the tensors); its ACL enums against CANN's values; its
+2. csrc/aclnn_decls.h: its entry-point types (the forward op's taken from the OPP package's
+   public header, op_host/op_api/aclnn_alltoall_allgather_bmm.h, which csrc links to) against
+   op_host's OpDef and contract/names.py's adjoint prototype, less the three attributes the
+   public APIs derive from the tensors; its ACL enums against CANN's values; its
    aclCreateTensor / aclDestroyTensor against CANN's acl_meta.h; optionally against CANN's
    published op-API headers ($MOE_MC2_OPS_TRANSFORMER: a clone or git dir of
-   hicann/ops-transformer).
+   hicann/ops-transformer). The wrapper itself: tests/test_aclnn_wrapper.py.
 """
 from __future__ import annotations
 
@@ -63,10 +64,11 @@ def test_bridge_compiles_against_the_torch_npu_wheel(wheel, acl_meta):
 # ---- 2. the declarations ------------------------------------------------------------------------
 
 C_TYPE = {"str": "const char *", "int": "int64_t", "bool": "bool"}
-# CANN's built-in aclnnAlltoAllAllGatherBatchMatMul / aclnnBatchMatMulReduceScatterAlltoAll take
-# no transpose_weight and no output flags (ops-transformer mc2/*/op_host/op_api/*.h): a transposed
-# weight is recognised from its strides, an output not produced is a null pointer.
-NOT_IN_BUILTIN = ("transpose_weight", "output_y2_flag", "output_y3_flag")
+# The public aclnnAlltoAllAllGatherBatchMatMul (CANN's built-in and the package's wrapper) and
+# CANN's aclnnBatchMatMulReduceScatterAlltoAll take no transpose_weight and no output flags
+# (ops-transformer mc2/*/op_host/op_api/*.h): a transposed weight is recognised from its strides,
+# an output not produced is a null pointer.
+NOT_IN_PUBLIC = ("transpose_weight", "output_y2_flag", "output_y3_flag")
 
 
 def _signature(inputs, attrs, outputs) -> str:
@@ -85,11 +87,10 @@ def expected_signatures(opdef) -> dict:
     fwd_attrs = [(name, kind) for name, kind, _, _ in opdef["attrs"]]
     adj_attrs = [(a.name, a.kind) for a in ADJOINT_GE_ATTRS]
     return {
-        "PackageForwardGetWorkspaceSizeFn": _signature(opdef["inputs"], fwd_attrs, opdef["outputs"]),
-        "BuiltinForwardGetWorkspaceSizeFn": _signature(
-            opdef["inputs"], [a for a in fwd_attrs if a[0] not in NOT_IN_BUILTIN], opdef["outputs"]),
-        "BuiltinAdjointGetWorkspaceSizeFn": _signature(
-            ADJOINT_GE_INPUTS, [a for a in adj_attrs if a[0] not in NOT_IN_BUILTIN], ADJOINT_GE_OUTPUTS),
+        "ForwardGetWorkspaceSizeFn": _signature(
+            opdef["inputs"], [a for a in fwd_attrs if a[0] not in NOT_IN_PUBLIC], opdef["outputs"]),
+        "AdjointGetWorkspaceSizeFn": _signature(
+            ADJOINT_GE_INPUTS, [a for a in adj_attrs if a[0] not in NOT_IN_PUBLIC], ADJOINT_GE_OUTPUTS),
         "RunFn": "aclnnStatus (*)(void *, uint64_t, aclOpExecutor *, aclrtStream)",
     }
 
@@ -110,26 +111,30 @@ def _asserts(signatures: dict) -> str:
 
 def test_declarations_agree_with_the_opdef(opdef, tmp_path):
     sigs = expected_signatures(opdef)
-    # the attributes CANN's built-ins derive exist, and are what npu.py documents
-    assert set(NOT_IN_BUILTIN) <= {a[0] for a in opdef["attrs"]}
+    # the attributes the public APIs derive exist, and are what npu.py documents
+    assert set(NOT_IN_PUBLIC) <= {a[0] for a in opdef["attrs"]}
     assert "transpose_weight" in {a.name for a in ADJOINT_GE_ATTRS}
-    assert set(npu.BUILTIN_DERIVED_ATTRS) == set(NOT_IN_BUILTIN)
+    assert set(npu.DERIVED_ATTRS) == set(NOT_IN_PUBLIC)
     r = compile_snippet(tmp_path, _asserts(sigs))
     assert r.returncode == 0, r.stderr[-4000:]
 
 
 def test_the_agreement_check_can_fail(opdef, tmp_path):
-    """Negative controls: the OpDef's attributes in another order, one attribute dropped."""
+    """Negative controls: the OpDef's attributes in another order, one attribute dropped, the
+    derived attributes kept."""
     attrs = list(opdef["attrs"])
-    attrs[4], attrs[5] = attrs[5], attrs[4]  # x_shard_type <-> act_type: same C type, so swap bools too
-    attrs[6], attrs[3] = attrs[3], attrs[6]  # transpose_weight (bool) <-> tp_world_size (int)
+    attrs[1], attrs[2] = attrs[2], attrs[1]  # group_tp (str) <-> ep_world_size (int)
     swapped = dict(opdef, attrs=attrs)
-    sig = expected_signatures(swapped)["PackageForwardGetWorkspaceSizeFn"]
-    r = compile_snippet(tmp_path, _asserts({"PackageForwardGetWorkspaceSizeFn": sig}))
-    assert r.returncode != 0 and "PackageForwardGetWorkspaceSizeFn" in r.stderr
-    dropped = dict(opdef, attrs=[a for a in opdef["attrs"] if a[0] != "output_y3_flag"])
-    sig = expected_signatures(dropped)["PackageForwardGetWorkspaceSizeFn"]
-    r = compile_snippet(tmp_path, _asserts({"PackageForwardGetWorkspaceSizeFn": sig}))
+    sig = expected_signatures(swapped)["ForwardGetWorkspaceSizeFn"]
+    r = compile_snippet(tmp_path, _asserts({"ForwardGetWorkspaceSizeFn": sig}))
+    assert r.returncode != 0 and "ForwardGetWorkspaceSizeFn" in r.stderr
+    dropped = dict(opdef, attrs=[a for a in opdef["attrs"] if a[0] != "act_type"])
+    sig = expected_signatures(dropped)["ForwardGetWorkspaceSizeFn"]
+    r = compile_snippet(tmp_path, _asserts({"ForwardGetWorkspaceSizeFn": sig}))
+    assert r.returncode != 0
+    # the OpDef's whole list (what opbuild generates, the inner API) is not the public one
+    inner = _signature(opdef["inputs"], [(n, k) for n, k, _, _ in opdef["attrs"]], opdef["outputs"])
+    r = compile_snippet(tmp_path, _asserts({"ForwardGetWorkspaceSizeFn": inner}))
     assert r.returncode != 0
 
 
@@ -184,9 +189,9 @@ aclnnStatus aclDestroyTensor(const aclTensor *);
 
 PUBLISHED = {
     "mc2/allto_all_all_gather_batch_mat_mul/op_host/op_api/aclnn_all_to_all_all_gather_batch_matmul.h":
-        ("aclnnAlltoAllAllGatherBatchMatMul", "BuiltinForwardGetWorkspaceSizeFn"),
+        ("aclnnAlltoAllAllGatherBatchMatMul", "ForwardGetWorkspaceSizeFn"),
     "mc2/batch_mat_mul_reduce_scatter_allto_all/op_host/op_api/aclnn_batch_matmul_reduce_scatter_all_to_all.h":
-        ("aclnnBatchMatMulReduceScatterAlltoAll", "BuiltinAdjointGetWorkspaceSizeFn"),
+        ("aclnnBatchMatMulReduceScatterAlltoAll", "AdjointGetWorkspaceSizeFn"),
 }
 
 

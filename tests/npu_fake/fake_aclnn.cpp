@@ -1,13 +1,18 @@
-// A fake op-API library for the aclnn bridge tests: it records every call it receives, as JSON,
-// and runs nothing. Built by tests/test_npu_aclnn_marshalling.py as three shared objects:
-//   -DFAKE_PACKAGE  aclnnAlltoAllAllGatherBatchMatMul with the signature opbuild generates from
-//                   the OpDef (inputs, all nine attributes, outputs) — the moe_mc2 OPP package;
+// A fake op-API library for the aclnn tests: it records every call it receives, as JSON, and
+// runs nothing. Built by the tests as shared objects:
+//   -DFAKE_INNER    aclnnInnerAlltoAllAllGatherBatchMatMul[GetWorkspaceSize] with the signature
+//                   opbuild generates from the OpDef (inputs, all nine attributes, outputs); linked
+//                   with the public wrapper (op_host/op_api/aclnn_alltoall_allgather_bmm.cpp) this
+//                   is the moe_mc2 OPP package's libcust_opapi.so;
 //   -DFAKE_BUILTIN  CANN's built-in aclnnAlltoAllAllGatherBatchMatMul and
 //                   aclnnBatchMatMulReduceScatterAlltoAll (no transpose / output flags);
-//   neither         only aclCreateTensor / aclDestroyTensor (an op-API library without the op).
-// The signatures are written here from CANN's published declarations, independently of the
-// bridge's aclnn_decls.h: if the bridge passed arguments in another order or of other types,
-// the recorded values would be wrong. Enums travel as int (their C ABI).
+//   neither         only the acl_meta functions (an op-API library without the op).
+// Every build has the acl_meta functions the bridge and the wrapper use (aclCreateTensor,
+// aclDestroyTensor, the view getters, aclGetRawTensorAddr) and aclAppLog. The signatures are
+// written here from CANN's published declarations, independently of the code under test and of
+// its headers: if an argument arrived in another place or of another type, the recorded values
+// would be wrong. Enums travel as int (their C ABI).
+#include <cstdarg>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -15,6 +20,10 @@
 
 struct aclTensor {
     int id;
+    std::vector<int64_t> view, strides, storage;
+    int64_t offset;
+    int dtype, format;
+    void *data;
 };
 struct aclOpExecutor {
     int id;
@@ -28,6 +37,8 @@ int g_next_executor = 100;
 uint64_t g_workspace_size = 0;
 int g_status_first = 0;
 int g_status_run = 0;
+bool g_reuse_executor = false;  // hand out the same executor from every first stage
+aclOpExecutor g_reused{999};
 
 void emit(const std::string &event) {
     if (!g_events.empty()) g_events += ",";
@@ -45,6 +56,12 @@ std::string str(const char *s) {
     std::string out = "\"";
     for (const char *p = s; *p; ++p) {
         if (*p == '"' || *p == '\\') out += '\\';
+        if (static_cast<unsigned char>(*p) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", *p);
+            out += buf;
+            continue;
+        }
         out += *p;
     }
     return out + "\"";
@@ -54,6 +71,12 @@ std::string ptr(const void *p) { return std::to_string(reinterpret_cast<uintptr_
 std::string tensor(const aclTensor *t) { return t ? std::to_string(t->id) : "null"; }
 std::string boolean(bool b) { return b ? "true" : "false"; }
 
+int64_t *copy(const std::vector<int64_t> &v) {
+    int64_t *out = new int64_t[v.size() ? v.size() : 1];
+    for (size_t i = 0; i < v.size(); ++i) out[i] = v[i];
+    return out;
+}
+
 int first_stage(const std::string &entry, const std::string &args, uint64_t *workspaceSize,
                 aclOpExecutor **executor) {
     if (g_status_first != 0) {
@@ -62,20 +85,33 @@ int first_stage(const std::string &entry, const std::string &args, uint64_t *wor
         return g_status_first;
     }
     *workspaceSize = g_workspace_size;
-    *executor = new aclOpExecutor{g_next_executor++};
+    *executor = g_reuse_executor ? &g_reused : new aclOpExecutor{g_next_executor++};
     emit("{\"event\":\"get_workspace_size\",\"entry\":\"" + entry + "\",\"args\":[" + args +
          "],\"executor\":" + std::to_string((*executor)->id) + "}");
     return 0;
+}
+
+int run(const std::string &entry, void *workspace, uint64_t workspaceSize, aclOpExecutor *executor, void *stream) {
+    emit("{\"event\":\"run\",\"entry\":\"" + entry + "\",\"workspace\":" + ptr(workspace) +
+         ",\"workspace_size\":" + std::to_string(workspaceSize) + ",\"executor\":" + std::to_string(executor->id) +
+         ",\"stream\":" + ptr(stream) + "}");
+    if (executor != &g_reused) delete executor;
+    return g_status_run;
 }
 
 }  // namespace
 
 extern "C" {
 
+// ---- acl_meta.h ----
 aclTensor *aclCreateTensor(const int64_t *viewDims, uint64_t viewDimsNum, int dataType, const int64_t *stride,
                            int64_t offset, int format, const int64_t *storageDims, uint64_t storageDimsNum,
                            void *tensorData) {
-    aclTensor *t = new aclTensor{g_next_tensor++};
+    aclTensor *t = new aclTensor{g_next_tensor++,
+                                 std::vector<int64_t>(viewDims, viewDims + viewDimsNum),
+                                 std::vector<int64_t>(stride, stride + viewDimsNum),
+                                 std::vector<int64_t>(storageDims, storageDims + storageDimsNum),
+                                 offset, dataType, format, tensorData};
     emit("{\"event\":\"create\",\"id\":" + std::to_string(t->id) + ",\"view\":" + ints(viewDims, viewDimsNum) +
          ",\"strides\":" + ints(stride, viewDimsNum) + ",\"offset\":" + std::to_string(offset) +
          ",\"dtype\":" + std::to_string(dataType) + ",\"format\":" + std::to_string(format) +
@@ -89,18 +125,82 @@ int aclDestroyTensor(const aclTensor *tensor) {
     return 0;
 }
 
-#if defined(FAKE_PACKAGE)
-int aclnnAlltoAllAllGatherBatchMatMulGetWorkspaceSize(
-    const aclTensor *x, const aclTensor *weight, const aclTensor *bias, const char *group_ep, const char *group_tp,
+// The getters allocate their arrays with new[], as CANN's do (the caller delete[]s them).
+int aclGetViewShape(const aclTensor *t, int64_t **viewDims, uint64_t *viewDimsNum) {
+    if (t == nullptr || viewDims == nullptr || viewDimsNum == nullptr) return 161001;
+    *viewDims = copy(t->view);
+    *viewDimsNum = t->view.size();
+    return 0;
+}
+
+int aclGetViewStrides(const aclTensor *t, int64_t **stridesValue, uint64_t *stridesNum) {
+    if (t == nullptr || stridesValue == nullptr || stridesNum == nullptr) return 161001;
+    *stridesValue = copy(t->strides);
+    *stridesNum = t->strides.size();
+    return 0;
+}
+
+int aclGetStorageShape(const aclTensor *t, int64_t **storageDims, uint64_t *storageDimsNum) {
+    if (t == nullptr || storageDims == nullptr || storageDimsNum == nullptr) return 161001;
+    *storageDims = copy(t->storage);
+    *storageDimsNum = t->storage.size();
+    return 0;
+}
+
+int aclGetViewOffset(const aclTensor *t, int64_t *offset) {
+    if (t == nullptr || offset == nullptr) return 161001;
+    *offset = t->offset;
+    return 0;
+}
+
+int aclGetDataType(const aclTensor *t, int *dataType) {
+    if (t == nullptr || dataType == nullptr) return 161001;
+    *dataType = t->dtype;
+    return 0;
+}
+
+int aclGetFormat(const aclTensor *t, int *format) {
+    if (t == nullptr || format == nullptr) return 161001;
+    *format = t->format;
+    return 0;
+}
+
+int aclGetRawTensorAddr(const aclTensor *t, void **addr) {
+    if (t == nullptr || addr == nullptr) return 161001;
+    *addr = t->data;
+    return 0;
+}
+
+// ---- acl_base.h ----
+void aclAppLog(int logLevel, const char *func, const char *file, uint32_t line, const char *fmt, ...) {
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    (void)file;
+    (void)line;
+    emit("{\"event\":\"log\",\"level\":" + std::to_string(logLevel) + ",\"func\":" + str(func) +
+         ",\"message\":" + str(buf) + "}");
+}
+
+#if defined(FAKE_INNER)
+int aclnnInnerAlltoAllAllGatherBatchMatMulGetWorkspaceSize(
+    const aclTensor *x, const aclTensor *weight, const aclTensor *bias, char *group_ep, char *group_tp,
     int64_t ep_world_size, int64_t tp_world_size, int64_t x_shard_type, int64_t act_type, bool transpose_weight,
-    bool output_y2_flag, bool output_y3_flag, aclTensor *y1, aclTensor *y2, aclTensor *y3, uint64_t *workspaceSize,
-    aclOpExecutor **executor) {
+    bool output_y2_flag, bool output_y3_flag, const aclTensor *y1, const aclTensor *y2, const aclTensor *y3,
+    uint64_t *workspaceSize, aclOpExecutor **executor) {
     std::string args = tensor(x) + "," + tensor(weight) + "," + tensor(bias) + "," + str(group_ep) + "," +
                        str(group_tp) + "," + std::to_string(ep_world_size) + "," + std::to_string(tp_world_size) +
                        "," + std::to_string(x_shard_type) + "," + std::to_string(act_type) + "," +
                        boolean(transpose_weight) + "," + boolean(output_y2_flag) + "," + boolean(output_y3_flag) +
                        "," + tensor(y1) + "," + tensor(y2) + "," + tensor(y3);
-    return first_stage("aclnnAlltoAllAllGatherBatchMatMul", args, workspaceSize, executor);
+    return first_stage("aclnnInnerAlltoAllAllGatherBatchMatMul", args, workspaceSize, executor);
+}
+
+int aclnnInnerAlltoAllAllGatherBatchMatMul(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,
+                                           void *stream) {
+    return run("aclnnInnerAlltoAllAllGatherBatchMatMul", workspace, workspaceSize, executor, stream);
 }
 #endif
 
@@ -117,6 +217,11 @@ int aclnnAlltoAllAllGatherBatchMatMulGetWorkspaceSize(
     return first_stage("aclnnAlltoAllAllGatherBatchMatMul", args, workspaceSize, executor);
 }
 
+int aclnnAlltoAllAllGatherBatchMatMul(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,
+                                      void *stream) {
+    return run("aclnnAlltoAllAllGatherBatchMatMul", workspace, workspaceSize, executor, stream);
+}
+
 int aclnnBatchMatMulReduceScatterAlltoAllGetWorkspaceSize(
     const aclTensor *x, const aclTensor *weight, const aclTensor *biasOptional, const char *groupEp,
     const char *groupTp, int64_t epWorldSize, int64_t tpWorldSize, int64_t yShardType, aclTensor *out,
@@ -129,22 +234,7 @@ int aclnnBatchMatMulReduceScatterAlltoAllGetWorkspaceSize(
 
 int aclnnBatchMatMulReduceScatterAlltoAll(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,
                                           void *stream) {
-    emit("{\"event\":\"run\",\"entry\":\"aclnnBatchMatMulReduceScatterAlltoAll\",\"workspace\":" + ptr(workspace) +
-         ",\"workspace_size\":" + std::to_string(workspaceSize) + ",\"executor\":" + std::to_string(executor->id) +
-         ",\"stream\":" + ptr(stream) + "}");
-    delete executor;
-    return g_status_run;
-}
-#endif
-
-#if defined(FAKE_PACKAGE) || defined(FAKE_BUILTIN)
-int aclnnAlltoAllAllGatherBatchMatMul(void *workspace, uint64_t workspaceSize, aclOpExecutor *executor,
-                                      void *stream) {
-    emit("{\"event\":\"run\",\"entry\":\"aclnnAlltoAllAllGatherBatchMatMul\",\"workspace\":" + ptr(workspace) +
-         ",\"workspace_size\":" + std::to_string(workspaceSize) + ",\"executor\":" + std::to_string(executor->id) +
-         ",\"stream\":" + ptr(stream) + "}");
-    delete executor;
-    return g_status_run;
+    return run("aclnnBatchMatMulReduceScatterAlltoAll", workspace, workspaceSize, executor, stream);
 }
 #endif
 
@@ -160,6 +250,9 @@ void fake_reset(uint64_t workspace_size, int status_first, int status_run) {
     g_workspace_size = workspace_size;
     g_status_first = status_first;
     g_status_run = status_run;
+    g_reuse_executor = false;
 }
+
+void fake_reuse_executor(int on) { g_reuse_executor = on != 0; }
 
 }  // extern "C"

@@ -163,10 +163,14 @@ def build_module(p: Plan, inputs: Iterable[Path]):
     return module
 
 
-def build_shared_object(source: Path, out: Path, defines: Iterable[str] = ()) -> Path:
-    """A plain C++ shared object (no torch), rebuilt when the source or flags change."""
-    cmd = ["g++", "-std=c++17", "-O0", "-shared", "-fPIC", *[f"-D{d}" for d in defines], str(source), "-o", str(out)]
-    digest = _digest(cmd, [source])
+def build_shared_object(source, out: Path, defines: Iterable[str] = (), *, includes: Iterable = (),
+                        flags: Iterable[str] = (), inputs: Iterable[Path] = ()) -> Path:
+    """A plain C++ shared object (no torch) from one source or a list of them, rebuilt when a
+    source, a file of `inputs` (the headers they include) or the command changes."""
+    sources = [Path(s) for s in (source if isinstance(source, (list, tuple)) else [source])]
+    cmd = ["g++", "-std=c++17", "-O0", "-shared", "-fPIC", *flags, *[f"-D{d}" for d in defines],
+           *[f"-I{i}" for i in includes], *[str(s) for s in sources], "-o", str(out)]
+    digest = _digest(cmd, [*sources, *inputs])
     stamp = out.with_name(out.name + ".built")
     if not (out.is_file() and stamp.is_file() and stamp.read_text() == digest):
         out.parent.mkdir(parents=True, exist_ok=True)

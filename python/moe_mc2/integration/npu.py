@@ -4,8 +4,10 @@ Each op is served by the first of these that the machine has, decided once (at t
 call) and logged once (`routes()` tells the same at any time):
 
   npu_alltoall_allgather_bmm (forward)
-    1. package  - this project's OPP package (vendor `moe_mc2`): its generated
-                  aclnnAlltoAllAllGatherBatchMatMul from `<vendor>/op_api/lib/libcust_opapi.so`;
+    1. package  - this project's OPP package (vendor `moe_mc2`): its aclnnAlltoAllAllGatherBatchMatMul
+                  from `<vendor>/op_api/lib/libcust_opapi.so` (the public wrapper, op_host/op_api,
+                  over the API opbuild generated from the OpDef), if that library also exports
+                  moe_mc2_aclnn_api_version (a package built before the wrapper does not);
     2. builtin  - CANN's own aclnnAlltoAllAllGatherBatchMatMul, if an op-API library of the
                   installed CANN exports it (libopapi.so, libopapi_*.so: probed for the symbol);
     3. portable - the overlapped torch.distributed pipeline over HCCL (moe_mc2.runtime).
@@ -13,11 +15,14 @@ call) and logged once (`routes()` tells the same at any time):
     1. builtin  - CANN's aclnnBatchMatMulReduceScatterAlltoAll (the package ships no adjoint);
     2. portable.
 
-A portable route is announced by one warning naming what is missing. `MOE_MC2_NPU_ROUTE`
-narrows the choice: `builtin` skips the package, `portable` skips every fused kernel.
+A portable route is announced by one warning naming what is missing, and so is an installed
+package that is not used. `MOE_MC2_NPU_ROUTE` narrows the choice: `builtin` skips the package,
+`portable` skips every fused kernel.
 
-The aclnn calls go through a small C++ extension (csrc/: aclnn_decls.h, aclnn_core.h,
-aag_bmm_aclnn.cpp) that torch.utils.cpp_extension builds on first use. Group arguments reach
+Both forward routes take the same call, CANN's public argument list (declared once, in the
+package's header csrc/aclnn_alltoall_allgather_bmm.h); only the library differs. The aclnn calls
+go through a small C++ extension (csrc/: aclnn_decls.h, aclnn_core.h, aag_bmm_aclnn.cpp) that
+torch.utils.cpp_extension builds on first use. Group arguments reach
 aclnn as HCCL communicator names (`runtime.groups.comm_name`). Everything here except the
 build and the launch is plain Python over an environment mapping, tested without an NPU.
 """
@@ -50,12 +55,15 @@ OP_OF = {FORWARD: OP_NAME, ADJOINT: ADJOINT_OP_NAME}
 ENTRY = {FORWARD: ACLNN_RUN, ADJOINT: ADJOINT_ACLNN_RUN}  # aclnn<X>, aclnn<X>GetWorkspaceSize
 
 PACKAGE, BUILTIN, PORTABLE = "package", "builtin", "portable"
-ABI = {(FORWARD, PACKAGE): "package_forward", (FORWARD, BUILTIN): "builtin_forward",
-       (ADJOINT, BUILTIN): "builtin_adjoint"}  # the C++ ABIs (csrc/aclnn_core.h)
+# What the package's op-API library exports besides the entry points: its public-API version
+# (op_host/op_api/aclnn_alltoall_allgather_bmm.h). A package without it predates the public
+# wrapper: its aclnnAlltoAllAllGatherBatchMatMul takes the OpDef's argument list.
+PACKAGE_API_MARKER = "moe_mc2_aclnn_api_version"
 
-# OpDef attributes that CANN's built-in aclnn entry points do not take: its wrappers derive
-# them from the tensors (tests/test_npu_bridge_compile.py holds the declarations to this).
-BUILTIN_DERIVED_ATTRS = {
+# OpDef attributes that the public aclnn entry points (CANN's built-ins, the package's wrapper) do
+# not take: they derive them from the tensors (tests/test_npu_bridge_compile.py and
+# tests/test_aclnn_wrapper.py hold the declarations to this).
+DERIVED_ATTRS = {
     "transpose_weight": "the weight's strides (a transposed (E/ep, M/tp, H) view)",
     "output_y2_flag": "y2 passed as a tensor (not null)",
     "output_y3_flag": "y3 passed as a tensor (not null)",
@@ -143,14 +151,11 @@ class Route:
     kind: str  # PACKAGE | BUILTIN | PORTABLE
     library: Optional[str] = None  # the op-API library the entry points come from
     missing: str = ""  # PORTABLE: what a fused kernel lacked
+    skipped: str = ""  # an installed moe_mc2 OPP package that could not serve the op, and why
 
     @property
     def entry(self) -> Optional[str]:
         return None if self.kind == PORTABLE else ENTRY[self.op]
-
-    @property
-    def abi(self) -> Optional[str]:
-        return ABI.get((self.op, self.kind))
 
     def describe(self) -> str:
         name = OP_OF[self.op]
@@ -180,6 +185,7 @@ def resolve_routes(environ: Mapping[str, str], *, torch_npu_present: bool,
             continue
         tried = []
         route = None
+        skipped = ""
         if op == FORWARD and mode == "auto":
             vendor = find_opp_package(environ, exists)
             if vendor is None:
@@ -187,21 +193,26 @@ def resolve_routes(environ: Mapping[str, str], *, torch_npu_present: bool,
                 tried.append(f"the moe_mc2 OPP package is not installed (looked in {looked})")
             else:
                 library = os.path.join(vendor, OPAPI_LIB)
-                why = probe(library, symbols)
+                why = probe(library, symbols + (PACKAGE_API_MARKER,))
+                if why is not None and probe(library, symbols) is None:
+                    why = (f"{library}: exports {symbols[1]} but not {PACKAGE_API_MARKER}: a moe_mc2 package "
+                           f"built before its public aclnn wrapper (its {symbols[1]} takes another argument "
+                           "list); rebuild and reinstall it (./build.sh package)")
                 if why is None:
                     route = Route(op, PACKAGE, library)
                 else:
                     tried.append(why)
+                    skipped = why
         if route is None:
             for library in builtin_candidates(environ, exists, glob):
                 why = probe(library, symbols)
                 if why is None:
-                    route = Route(op, BUILTIN, library)
+                    route = Route(op, BUILTIN, library, skipped=skipped)
                     break
                 tried.append(why)
         if route is None:
             route = Route(op, PORTABLE, missing=f"no library provides {symbols[1]}[GetWorkspaceSize]: "
-                                                + "; ".join(tried))
+                                                + "; ".join(tried), skipped=skipped)
         out[op] = route
     return out
 
@@ -222,6 +233,10 @@ def routes() -> dict:
     if _ROUTES is None:
         found = resolve_routes(os.environ, torch_npu_present=_torch_npu_present())
         log.info("moe_mc2 NPU kernels: %s", "; ".join(r.describe() for r in found.values()))
+        for r in found.values():
+            if r.skipped and r.kind != PORTABLE:  # (a portable route's warning below says it already)
+                log.warning("moe_mc2: %s: the installed moe_mc2 OPP package is not used: %s", OP_OF[r.op],
+                            r.skipped)
         portable = [r for r in found.values() if r.kind == PORTABLE]
         if portable:
             log.warning("moe_mc2: %s", " | ".join(
@@ -250,7 +265,7 @@ def weight_for_aclnn(weight: torch.Tensor):
     A 3-D weight that is the transpose of a contiguous tensor (e.g. `w.transpose(1, 2)` of the
     stored (E/ep, M/tp, H) layout) is passed as it is, with the exact strides CANN recognises
     as transposed (size-1 dims may carry any stride in torch); anything else is made contiguous.
-    The C++ core hands the package the stored layout and CANN's built-ins the view.
+    Both forward routes get this view; the callee derives transpose_weight from its strides.
     """
     if rules.is_transposed_weight(weight):
         b, r, c = weight.shape
@@ -298,9 +313,9 @@ def load_extension():
 def extension_for(route: Route):
     """The bridge with `route`'s entry points bound (dlopen + dlsym, once per op)."""
     ext = load_extension()
-    key = (route.abi, route.library, route.entry)
+    key = (route.library, route.entry)
     if _bound.get(route.op) != key:
-        ext.bind(route.op, route.abi, route.library, route.entry)
+        ext.bind(route.op, route.library, route.entry)
         _bound[route.op] = key
     return ext
 

@@ -8,15 +8,15 @@
 // tests/npu_fake/core_module.cpp in the tests, which run this same code against a fake op-API
 // library on the CPU.
 //
-// Three ABIs (see aclnn_decls.h):
-//   package_forward  the moe_mc2 OPP package's generated aclnnAlltoAllAllGatherBatchMatMul:
-//                    the weight in its stored layout plus transpose_weight, the two output flags;
-//   builtin_forward  CANN's aclnnAlltoAllAllGatherBatchMatMul: the weight as its logical
-//                    (E/ep, H, M/tp) view (a transposed one is recognised from its strides),
-//                    y2 / y3 null when not produced;
-//   builtin_adjoint  CANN's aclnnBatchMatMulReduceScatterAlltoAll: x, weight (logical
-//                    (E/ep, M/tp, H) view, transposed recognised from its strides), bias,
-//                    group_ep, group_tp, ep_world_size, tp_world_size, y_shard_type, out.
+// Two call layouts (see aclnn_decls.h), one per op, whichever library serves it:
+//   forward  aclnnAlltoAllAllGatherBatchMatMul, CANN's public argument list, exported by CANN's
+//            built-in and by the moe_mc2 OPP package alike: x, weight as its logical
+//            (E/ep, H, M/tp) view (a transposed one is recognised from its strides), bias,
+//            group_ep, group_tp, ep_world_size, tp_world_size, x_shard_type, act_type, y1,
+//            y2 / y3 (null when not produced);
+//   adjoint  CANN's aclnnBatchMatMulReduceScatterAlltoAll: x, weight (logical (E/ep, M/tp, H)
+//            view, transposed recognised from its strides), bias, group_ep, group_tp,
+//            ep_world_size, tp_world_size, y_shard_type, out.
 #pragma once
 
 #include <dlfcn.h>
@@ -35,32 +35,13 @@
 namespace moe_mc2 {
 namespace aclnn {
 
-enum class Abi { PackageForward, BuiltinForward, BuiltinAdjoint };
-
-inline Abi parse_abi(const std::string &name) {
-    if (name == "package_forward") return Abi::PackageForward;
-    if (name == "builtin_forward") return Abi::BuiltinForward;
-    if (name == "builtin_adjoint") return Abi::BuiltinAdjoint;
-    throw std::invalid_argument("moe_mc2 aclnn bridge: unknown ABI '" + name + "'");
-}
-
-inline const char *abi_name(Abi abi) {
-    switch (abi) {
-        case Abi::PackageForward: return "package_forward";
-        case Abi::BuiltinForward: return "builtin_forward";
-        case Abi::BuiltinAdjoint: return "builtin_adjoint";
-    }
-    return "?";
-}
-
 // The entry points of one op, resolved from one op-API library.
 struct Api {
-    Abi abi = Abi::BuiltinForward;
     std::string library;
     std::string entry;  // e.g. "aclnnAlltoAllAllGatherBatchMatMul"
     CreateTensorFn create_tensor = nullptr;
     DestroyTensorFn destroy_tensor = nullptr;
-    void *get_workspace_size = nullptr;  // cast per ABI
+    void *get_workspace_size = nullptr;  // ForwardGetWorkspaceSizeFn or AdjointGetWorkspaceSizeFn
     RunFn run = nullptr;
 
     bool bound() const { return run != nullptr; }
@@ -74,14 +55,13 @@ inline void *lookup(void *handle, const std::string &name) {
 // dlopen `library` (where torch_npu has loaded it already, this is the same handle) and resolve
 // `<entry>GetWorkspaceSize`, `<entry>`, and aclCreateTensor / aclDestroyTensor, which dlsym
 // finds in the library's own dependencies (libnnopbase) or, failing that, in libnnopbase.so.
-inline Api bind(Abi abi, const std::string &library, const std::string &entry) {
+inline Api bind(const std::string &library, const std::string &entry) {
     void *handle = dlopen(library.c_str(), RTLD_LAZY | RTLD_LOCAL);
     if (handle == nullptr) {
         const char *why = dlerror();
         throw std::runtime_error("moe_mc2: cannot load " + library + ": " + (why ? why : "unknown error"));
     }
     Api api;
-    api.abi = abi;
     api.library = library;
     api.entry = entry;
     api.get_workspace_size = lookup(handle, entry + "GetWorkspaceSize");
@@ -191,8 +171,8 @@ inline Prepared first_stage_done(const Api &api, aclnnStatus status, uint64_t wo
                                  aclOpExecutor *executor, std::shared_ptr<TensorSet> tensors) {
     if (status != 0) {
         tensors->release();
-        TORCH_CHECK(false, "moe_mc2: ", api.entry, "GetWorkspaceSize (", abi_name(api.abi), ", ", api.library,
-                    ") failed with aclnn status ", status);
+        TORCH_CHECK(false, "moe_mc2: ", api.entry, "GetWorkspaceSize (", api.library, ") failed with aclnn status ",
+                    status);
     }
     Prepared p;
     p.entry = api.entry;
@@ -204,8 +184,9 @@ inline Prepared first_stage_done(const Api &api, aclnnStatus status, uint64_t wo
 }
 
 // npu_alltoall_allgather_bmm. `weight` is the logical (E/ep, H, M/tp) view: contiguous, or (with
-// transpose_weight) the transpose of a contiguous (E/ep, M/tp, H) tensor. y2 / y3 are absent when
-// not produced.
+// transpose_weight) the transpose of a contiguous (E/ep, M/tp, H) tensor, passed as that view: the
+// callee (CANN's wrapper, or the package's) derives transpose_weight from its strides and the two
+// output flags from which of y2 / y3 are null. y2 / y3 are absent when not produced.
 inline Prepared prepare_forward(const Api &api, const at::Tensor &x, const at::Tensor &weight,
                                 const c10::optional<at::Tensor> &bias, const std::string &group_ep,
                                 const std::string &group_tp, int64_t ep_world_size, int64_t tp_world_size,
@@ -219,37 +200,16 @@ inline Prepared prepare_forward(const Api &api, const at::Tensor &x, const at::T
     auto tensors = std::make_shared<TensorSet>(api.destroy_tensor);
     auto create = api.create_tensor;
     aclTensor *a_x = tensors->add(create, x);
-    aclTensor *a_bias = nullptr;
-    aclTensor *a_y1 = nullptr, *a_y2 = nullptr, *a_y3 = nullptr;
+    aclTensor *a_w = tensors->add(create, weight);
+    aclTensor *a_bias = tensors->add(create, bias);
+    aclTensor *a_y1 = tensors->add(create, y1);
+    aclTensor *a_y2 = tensors->add(create, y2);
+    aclTensor *a_y3 = tensors->add(create, y3);
     uint64_t workspace_size = 0;
     aclOpExecutor *executor = nullptr;
-    aclnnStatus status;
-    if (api.abi == Abi::PackageForward) {
-        // The package's kernel reads the weight in its stored layout and is told it is transposed.
-        aclTensor *a_w = transpose_weight
-                             ? tensors->add(create, weight, {weight.size(0), weight.size(2), weight.size(1)},
-                                            {weight.stride(0), weight.stride(2), weight.stride(1)})
-                             : tensors->add(create, weight);
-        a_bias = tensors->add(create, bias);
-        a_y1 = tensors->add(create, y1);
-        a_y2 = tensors->add(create, y2);
-        a_y3 = tensors->add(create, y3);
-        auto fn = reinterpret_cast<PackageForwardGetWorkspaceSizeFn>(api.get_workspace_size);
-        status = fn(a_x, a_w, a_bias, group_ep.c_str(), group_tp.c_str(), ep_world_size, tp_world_size, x_shard_type,
-                    act_type, transpose_weight, y2.has_value(), y3.has_value(), a_y1, a_y2, a_y3, &workspace_size,
-                    &executor);
-    } else {
-        TORCH_CHECK(api.abi == Abi::BuiltinForward, "moe_mc2: the forward op is bound to ", abi_name(api.abi));
-        // CANN's wrapper derives transpose_weight from these strides, the flags from the nulls.
-        aclTensor *a_w = tensors->add(create, weight);
-        a_bias = tensors->add(create, bias);
-        a_y1 = tensors->add(create, y1);
-        a_y2 = tensors->add(create, y2);
-        a_y3 = tensors->add(create, y3);
-        auto fn = reinterpret_cast<BuiltinForwardGetWorkspaceSizeFn>(api.get_workspace_size);
-        status = fn(a_x, a_w, a_bias, group_ep.c_str(), group_tp.c_str(), ep_world_size, tp_world_size, x_shard_type,
-                    act_type, a_y1, a_y2, a_y3, &workspace_size, &executor);
-    }
+    auto fn = reinterpret_cast<ForwardGetWorkspaceSizeFn>(api.get_workspace_size);
+    aclnnStatus status = fn(a_x, a_w, a_bias, group_ep.c_str(), group_tp.c_str(), ep_world_size, tp_world_size,
+                            x_shard_type, act_type, a_y1, a_y2, a_y3, &workspace_size, &executor);
     return first_stage_done(api, status, workspace_size, executor, std::move(tensors));
 }
 
@@ -260,7 +220,6 @@ inline Prepared prepare_adjoint(const Api &api, const at::Tensor &x, const at::T
                                 const std::string &group_tp, int64_t ep_world_size, int64_t tp_world_size,
                                 int64_t y_shard_type, bool transpose_weight, const at::Tensor &out) {
     TORCH_CHECK(api.bound(), "moe_mc2: the adjoint op's aclnn entry points are not bound");
-    TORCH_CHECK(api.abi == Abi::BuiltinAdjoint, "moe_mc2: the adjoint op is bound to ", abi_name(api.abi));
     TORCH_CHECK(weight.dim() == 3, "moe_mc2: weight must be 3-D");
     TORCH_CHECK(transpose_weight ? is_transposed_last_two(weight.sizes(), weight.strides()) : weight.is_contiguous(),
                 "moe_mc2: the weight must be contiguous or, with transpose_weight, the transpose of a contiguous "
@@ -273,7 +232,7 @@ inline Prepared prepare_adjoint(const Api &api, const at::Tensor &x, const at::T
     aclTensor *a_out = tensors->add(create, out);
     uint64_t workspace_size = 0;
     aclOpExecutor *executor = nullptr;
-    auto fn = reinterpret_cast<BuiltinAdjointGetWorkspaceSizeFn>(api.get_workspace_size);
+    auto fn = reinterpret_cast<AdjointGetWorkspaceSizeFn>(api.get_workspace_size);
     aclnnStatus status = fn(a_x, a_w, a_bias, group_ep.c_str(), group_tp.c_str(), ep_world_size, tp_world_size,
                             y_shard_type, a_out, &workspace_size, &executor);
     return first_stage_done(api, status, workspace_size, executor, std::move(tensors));
@@ -298,12 +257,13 @@ template <class Launcher>
 void define_module(pybind11::module_ &m) {
     m.def(
         "bind",
-        [](const std::string &op, const std::string &abi, const std::string &library, const std::string &entry) {
-            const Abi kind = parse_abi(abi);
+        [](const std::string &op, const std::string &library, const std::string &entry) {
             TORCH_CHECK(op == "forward" || op == "adjoint", "moe_mc2: unknown op '", op, "'");
-            TORCH_CHECK((op == "adjoint") == (kind == Abi::BuiltinAdjoint), "moe_mc2: ", abi,
-                        " cannot serve the ", op, " op");
-            (op == "forward" ? bound_apis().forward : bound_apis().adjoint) = bind(kind, library, entry);
+            // the call layout is the op's, so the entry point must be the op's
+            const char *want =
+                op == "forward" ? "aclnnAlltoAllAllGatherBatchMatMul" : "aclnnBatchMatMulReduceScatterAlltoAll";
+            TORCH_CHECK(entry == want, "moe_mc2: ", entry, " cannot serve the ", op, " op (", want, " does)");
+            (op == "forward" ? bound_apis().forward : bound_apis().adjoint) = bind(library, entry);
         },
         "dlopen an op-API library and resolve one op's aclnn entry points (op: forward | adjoint)");
     m.def(
@@ -311,9 +271,9 @@ void define_module(pybind11::module_ &m) {
         [](const std::string &op) -> pybind11::object {
             const Api &api = op == "forward" ? bound_apis().forward : bound_apis().adjoint;
             if (!api.bound()) return pybind11::none();
-            return pybind11::make_tuple(abi_name(api.abi), api.library, api.entry);
+            return pybind11::make_tuple(api.library, api.entry);
         },
-        "(abi, library, entry) bound for op, or None");
+        "(library, entry) bound for op, or None");
     m.def(
         "forward",
         [](const at::Tensor &x, const at::Tensor &weight, const c10::optional<at::Tensor> &bias,

@@ -1,0 +1,1 @@
+../../../../op_host/op_api/aclnn_alltoall_allgather_bmm.h
