@@ -38,4 +38,11 @@ def test_message_names_argument_value_and_rule():
         moe_mc2.npu_alltoall_allgather_bmm(torch.zeros(4, 2, 8), torch.zeros(2, 8, 4), group_ep="a",
                                            group_ep_worldsize=3, group_tp="b", group_tp_worldsize=2)
     text = str(e.value)
-    assert "group_ep_worldsize=3" in text and "(2, 4, 8, 16)" in text and "[ep.world_size]" in text
+    assert "group_ep_worldsize=3" in text and "(1, 2, 4, 8, 16)" in text and "[ep.world_size]" in text
+    # the NPU (and GE) keep CANN's sizes and say so
+    from moe_mc2.contract import rules
+
+    with pytest.raises(ValueError) as e:
+        rules.check_forward((4, 2, 8), torch.float16, (4, 8, 4), torch.float16, None, None, group_ep="a", ep=1,
+                            group_tp="b", tp=2, shard_type=1, act_type=0, portable=False)
+    assert "(2, 4, 8, 16)" in str(e.value) and "NPU" in str(e.value) and e.value.rule_id == "ep.world_size"

@@ -4,21 +4,22 @@ Per rank (i, t), for each tile of the plan (a block of local experts x a range o
 AllToAll over ep -> AllGather over tp -> one staging copy into matmul layout -> bmm -> fp32
 epilogue (bias, activation, one rounding) written straight into y1/y3 (and y2). The
 collectives of the next tiles are in flight while the current tile computes; with
-shard_type 1 the rank's own block, which needs no network, is computed first.
+shard_type 1 the rank's own block, which needs no network, is computed first. Before any of
+that, the ranks agree on the call (runtime/agreement.py).
 """
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Optional
 
 import torch
 import torch.distributed as dist
 
 from ..contract import rules
+from ..contract.errors import ContractValueError
 from ..contract.names import OP_NAME
 from ..planning.tiles import LOCAL_CALLS, cost_model, plan_forward
-from . import collectives, groups, trace
+from . import agreement, collectives, groups, settings, trace
 from .numerics import TileMath, epilogue
 
 PIPELINE_DEPTH = 2  # tiles in flight while one computes
@@ -42,21 +43,48 @@ def forced_tiles(rows: Optional[int], experts: Optional[int] = None):
         _forced = old
 
 
-def _override(key: str, env: str) -> Optional[int]:
+def _override(op: str, key: str, env: str) -> Optional[int]:
     if _forced.get(key) is not None:
-        return _forced[key]
-    value = os.environ.get(env)
-    return int(value) if value else None
+        value = _forced[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ContractValueError(op, f"forced_tiles({key})", value, "env.value", "must be a positive int or None")
+        return value
+    return settings.positive_int(op, env)
 
 
 def run(x, weight, bias, *, group_ep, ep, group_tp, tp, shard_type, act_type, need_allgather_out,
         need_activation_feature):
-    """Validate on this rank (no collective before every check passed), plan, execute."""
-    s = rules.check_forward_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, act_type)
-    ep_group = groups.resolve(OP_NAME, "group_ep", group_ep, ep)
-    tp_group = groups.resolve(OP_NAME, "group_tp", group_tp, tp)
-    want_y2, want_y3 = rules.output_flags(need_allgather_out, need_activation_feature, act_type)
-    return _Forward(x, weight, bias, s, ep_group, tp_group, act_type, want_y2, want_y3).execute()
+    """Check this rank's call, agree on it with every peer (runtime/agreement.py), plan, execute.
+
+    No data collective is issued before every rank of both groups has checked its own call and
+    the ranks have agreed that they all make the same one."""
+    op = OP_NAME
+    pgs = {}
+
+    def resolve():
+        pgs["ep"] = groups.resolve(op, "group_ep", group_ep, ep)
+        pgs["tp"] = groups.resolve(op, "group_tp", group_tp, tp)
+
+    try:
+        agree, agree_error = agreement.is_enabled(op)
+        s = rules.check_forward_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, act_type,
+                                        portable=True, resolve=resolve)
+        want_y2 = rules.check_flag(op, "need_allgather_out", need_allgather_out)
+        want_y3 = rules.check_flag(op, "need_activation_feature", need_activation_feature) and act_type != 0
+        rows, experts = _override(op, "rows", settings.TILES), _override(op, "experts", settings.EXPERT_TILES)
+        if agree_error is not None:
+            raise agree_error
+        math = TileMath(x.dtype, x.device)
+        cost = cost_model(groups.backend_name(pgs["ep"]), rules.dtype_name(x.dtype), dist.get_world_size())
+        plan = plan_forward(s, x.element_size(), cost, upcast_weight=math.upcast, tiles=rows, expert_tiles=experts)
+    except Exception as exc:
+        agreement.reject(op, exc, group_ep, group_tp)
+    if agree:
+        agreement.confirm(op, agreement.signature(
+            op, ep=ep, tp=tp, shard_type=shard_type, act_type=act_type, y2=need_allgather_out,
+            y3=need_activation_feature, x=x, weight_shape=(s.El, s.H, s.N), bias=bias, tiles=rows,
+            expert_tiles=experts, plan=plan.fingerprint), pgs["ep"], pgs["tp"])
+    return _Forward(x, weight, bias, s, pgs["ep"], pgs["tp"], act_type, want_y2, want_y3, math, plan).execute()
 
 
 class _CommPipeline:
@@ -87,7 +115,7 @@ class _CommPipeline:
         work, recv, _send = self.a2a[k]
         if not block and not work.is_completed():
             return False
-        work.wait()
+        collectives.wait(work, OP_NAME, "group_ep", self.ep_group, f"the AllToAll of tile {k}")
         del self.a2a[k]
         # gloo wants the output concatenated along dim 0; view it as (tp, ep, ...) afterwards
         gathered = recv.new_empty((self.s.tp * recv.shape[0],) + tuple(recv.shape[1:]))
@@ -109,27 +137,23 @@ class _CommPipeline:
             self._issue_ag(block=True)
         work, gathered = self.ag.pop(k)
         with trace.span("wait", f"tile {k}"):
-            work.wait()
+            collectives.wait(work, OP_NAME, "group_tp", self.tp_group, f"the AllGather of tile {k}")
         self.consumed = k + 1
         self.poll()
         return gathered
 
 
 class _Forward:
-    def __init__(self, x, weight, bias, s, ep_group, tp_group, act, want_y2, want_y3):
+    def __init__(self, x, weight, bias, s, ep_group, tp_group, act, want_y2, want_y3, math, plan):
         self.x, self.weight, self.s, self.act = x, weight, s, act
         self.ep_group, self.tp_group = ep_group, tp_group
         self.i, self.t = dist.get_rank(ep_group), dist.get_rank(tp_group)
-        self.math = TileMath(x.dtype, x.device)
+        self.math, self.plan = math, plan
         self.bias32 = None if bias is None else bias.reshape(s.El, 1, s.N).float()
         rows = s.rows
         self.y1 = x.new_empty((s.El, rows, s.N))
         self.y2 = x.new_empty((s.El, rows, s.H)) if want_y2 else None
         self.y3 = x.new_empty((s.El, rows, s.N)) if want_y3 else None
-        cost = cost_model(groups.backend_name(ep_group), rules.dtype_name(x.dtype), dist.get_world_size())
-        self.plan = plan_forward(s, x.element_size(), cost, upcast_weight=self.math.upcast,
-                                 tiles=_override("rows", "MOE_MC2_TILES"),
-                                 expert_tiles=_override("experts", "MOE_MC2_EXPERT_TILES"))
 
     def execute(self):
         s, x = self.s, self.x
