@@ -108,29 +108,29 @@ def _fmt_plan(v):
     return f"plan #{v[0]:08x}"
 
 
-# (field, argument it belongs to, width, formatter); compared in this order
+# (field, width, formatter), compared in this order; the field is what an error names
 FIELDS = (
-    ("op", "op", 1, _fmt_op),
-    ("group_ep_worldsize", "group_ep_worldsize", 1, _fmt_int),
-    ("group_tp_worldsize", "group_tp_worldsize", 1, _fmt_int),
-    ("shard_type", "shard_type", 1, _fmt_int),
-    ("act_type", "act_type", 1, _fmt_act),
-    ("need_allgather_out", "need_allgather_out", 1, _fmt_bool),
-    ("need_activation_feature", "need_activation_feature", 1, _fmt_bool),
-    ("x.dtype", "x", 1, _fmt_dtype),
-    ("x.shape", "x", 3, _fmt_shape),
-    ("x.device", "x", 1, _fmt_device),
-    ("weight.shape", "weight", 3, _fmt_shape),
-    ("bias", "bias", 3, _fmt_bias),
-    ("bias.dtype", "bias", 1, lambda v: "None" if not v[0] else _fmt_dtype(v)),
-    ("tiles", "MOE_MC2_TILES / forced_tiles", 1, _fmt_tiles),
-    ("expert_tiles", "MOE_MC2_EXPERT_TILES / forced_tiles", 1, _fmt_tiles),
-    ("plan", "plan", 1, _fmt_plan),
+    ("op", 1, _fmt_op),
+    ("group_ep_worldsize", 1, _fmt_int),
+    ("group_tp_worldsize", 1, _fmt_int),
+    ("shard_type", 1, _fmt_int),
+    ("act_type", 1, _fmt_act),
+    ("need_allgather_out", 1, _fmt_bool),
+    ("need_activation_feature", 1, _fmt_bool),
+    ("x.dtype", 1, _fmt_dtype),
+    ("x.shape", 3, _fmt_shape),
+    ("x.device", 1, _fmt_device),
+    ("weight.shape", 3, _fmt_shape),
+    ("bias", 3, _fmt_bias),
+    ("bias.dtype", 1, lambda v: "None" if not v[0] else _fmt_dtype(v)),
+    ("MOE_MC2_TILES (or forced_tiles / tiles)", 1, _fmt_tiles),
+    ("MOE_MC2_EXPERT_TILES (or forced_tiles)", 1, _fmt_tiles),
+    ("plan", 1, _fmt_plan),
 )
 _SLICES = []
 _at = HEADER
-for _name, _arg, _width, _fmt in FIELDS:
-    _SLICES.append((_name, _arg, _at, _at + _width, _fmt))
+for _name, _width, _fmt in FIELDS:
+    _SLICES.append((_name, _at, _at + _width, _fmt))
     _at += _width
 M_START = _at
 ROW = M_START + MSG_WORDS
@@ -310,11 +310,10 @@ def _decide(op: str, rows, ep: int, tp: int, stray: int) -> Optional[BaseExcepti
         return ContractValueError(op, "group_ep/group_tp", ValueText(f"{ep} x {tp} from world ranks {seen}"),
                                   "ranks.grid", f"the groups must form an ep x tp grid (each ep group meets each "
                                                 f"tp group in one rank): {detail}")
-    for name, arg, a, b, fmt in _SLICES:
+    for name, a, b, fmt in _SLICES:
         values = [tuple(r[a:b]) for r in rows]
         if any(v != values[0] for v in values):
-            return _disagree(op, arg if name != "plan" else "plan", rows, values, range(len(rows)), fmt,
-                             _WHY.get(name, _SAME_CALL))
+            return _disagree(op, name, rows, values, range(len(rows)), fmt, _WHY.get(name, _SAME_CALL))
     for arg, col, key in (("group_ep", H_EP, lambda n: n // ep), ("group_tp", H_TP, lambda n: n % ep)):
         by_group: dict = {}
         for n, r in enumerate(rows):
