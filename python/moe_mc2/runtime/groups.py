@@ -61,10 +61,15 @@ def _by_c10d_name(name: str):
         return None
 
 
+def _npu_device():
+    """torch.device("npu"); raises where torch_npu has not registered the device (tests fake it)."""
+    return torch.device("npu")
+
+
 def _hccl_comm_name(group) -> str | None:
     """The group's HCCL communicator name on this rank; None where the group has no HCCL backend."""
     try:
-        backend = group._get_backend(torch.device("npu"))
+        backend = group._get_backend(_npu_device())
         return backend.get_hccl_comm_name(dist.get_rank())
     except Exception:  # no NPU backend (CPU, CUDA, torch_npu absent)
         return None
