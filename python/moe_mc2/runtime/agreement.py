@@ -9,23 +9,23 @@ it names, and every field a peer depends on (docs/contract.md, "Agreement"):
     logical shape), bias.dtype, the tile settings (MOE_MC2_TILES / MOE_MC2_EXPERT_TILES or
     forced_tiles; the adjoint's tile count), plan (a fingerprint of the tile plan)
 
-The exchange: a zeroed (MAX_CELLS, ROW) table in which rank (i, t) writes its row at cell
-t * ep + i, summed by one all_reduce over group_ep, then one over group_tp. In an ep x tp grid
-(every ep group meets every tp group in exactly one rank) the first sum fills the rank's ep
-group's cells and the second adds the other ep groups', so every rank ends with the same full
-table and takes the same decision from it:
+The exchange, before any data collective: an all_gather of the row over group_ep, then an
+all_gather over group_tp of that ep group's rows (padded to MAX_GROUP rows). In an ep x tp grid
+(every ep group meets every tp group in exactly one rank) every rank ends with every rank's row,
+in the same (t, i) order, and takes the same decision from them:
 
 1. a rank whose verdict is not 0: every rank raises that rank's error (the lowest such world
-   rank), with the rank and (i, t) in the message;
-2. a cell written by no rank or by several: the groups are not a grid (rule ranks.grid);
+   rank), with the rank and its (i, t) in the message;
+2. a row missing, or a rank found where its own (i, t) says it is not: the groups are not a grid
+   (rule ranks.grid);
 3. a field whose value is not the same on every rank: every rank raises `RanksDisagree`
    (rule ranks.agree) naming the field and which ranks passed which value; the group hashes
    must agree inside each group.
 
-The table has a fixed size whatever the groups are, so a rank that passes a wrong group cannot
-make a peer's collective mismatch in size (gloo aborts the process on that). Nothing here
-blocks longer than the group's timeout: a rank that never arrives turns into a CollectiveError
-naming the group on its peers.
+Each rank sends the same number of bytes in each all_gather whatever groups it was given, so no
+rank can make a peer's collective mismatch in size (gloo aborts the process on that). Nothing
+here waits longer than the group's timeout: a rank that never arrives turns into a
+CollectiveError naming the group on its peers.
 
 Switch: MOE_MC2_AGREEMENT=0 (or `set_enabled(False)`, on every rank alike) skips the exchange;
 each rank then checks its own call only, as before.
@@ -45,10 +45,10 @@ from ..contract.errors import (CollectiveError, ContractTypeError, ContractValue
 from ..contract.names import ADJOINT_OP_NAME, OP_NAME
 from ..contract.rule_ids import RULES
 from ..contract.rules import dtype_name
-from . import groups, settings
+from . import collectives, groups, settings
 
 VERSION = 1
-MAX_CELLS = 256  # ep x tp <= 16 x 16
+MAX_GROUP = 16  # ranks per group the tp step carries for each ep group (ep <= 16)
 MSG_WORDS = 32  # 256 bytes of a failing rank's message
 
 OPS = {OP_NAME: 1, ADJOINT_OP_NAME: 2}
@@ -59,9 +59,10 @@ _DEVICES = {"cpu": 1, "cuda": 2, "npu": 3, "meta": 4}
 _DEVICE_BY_CODE = {v: k for k, v in _DEVICES.items()}
 _RULE_INDEX = {r: n + 1 for n, r in enumerate(sorted(RULES))}
 
-# header: cell count, world rank, protocol version, verdict, rule index, ep/tp group hashes
-H_COUNT, H_RANK, H_VERSION, H_VERDICT, H_RULE, H_EP, H_TP = range(7)
-HEADER = 7
+# header: present, world rank, protocol version, verdict, rule index, ep/tp group hashes, the
+# rank's own indices i (in its ep group) and t (in its tp group)
+H_PRESENT, H_RANK, H_VERSION, H_VERDICT, H_RULE, H_EP, H_TP, H_I, H_T = range(9)
+HEADER = 9
 OK, VALUE_ERROR, TYPE_ERROR, OTHER_ERROR = 0, 1, 2, 3
 
 
@@ -236,10 +237,6 @@ def _size(pg) -> int:
     return 1 if pg is None else dist.get_world_size(pg)
 
 
-def _index(pg) -> int:
-    return 0 if pg is None else dist.get_rank(pg)
-
-
 def _device(pg) -> torch.device:
     """Where the table lives: CPU for gloo (also for mixed cpu:gloo,cuda:nccl groups), else the
     backend's device."""
@@ -251,62 +248,63 @@ def _device(pg) -> torch.device:
     return torch.device("npu", torch.npu.current_device())  # pragma: no cover - needs torch_npu
 
 
-_TABLES: dict = {}
-
-
-def _table(device) -> torch.Tensor:
-    """The zeroed exchange table of a device (one per device, reused: the exchange is synchronous)."""
-    table = _TABLES.get(device)
-    if table is None:
-        table = _TABLES[device] = torch.zeros((MAX_CELLS, ROW), dtype=torch.int64, device=device)
-    else:
-        table.zero_()
-    return table
+def _gather(op: str, arg: str, pg, out: torch.Tensor, inp: torch.Tensor) -> None:
+    try:
+        collectives.all_gather(out, inp, pg, async_op=False)
+    except Exception as exc:
+        raise CollectiveError(op, arg, pg.group_name, dist.get_process_group_ranks(pg),
+                              "agreeing on the call (signature exchange)", str(exc).strip()) from exc
 
 
 def _exchange(op: str, row: list, pg_ep, pg_tp):
-    """The summed table (cells of this call's ep x tp grid, as a list of rows), and the number
-    of nonzero entries outside those cells."""
+    """Every row of the call's ep x tp grid, as this rank sees them: index n = t * ep + i.
+
+    Two all_gathers, each rank sending MAX_GROUP rows in both (its own row first, then the rows
+    of its ep group): the same size whatever groups a rank passes, in whichever order, so that no
+    rank can make a peer's collective mismatch in size."""
     ep, tp = _size(pg_ep), _size(pg_tp)
-    cell = min(_index(pg_tp) * ep + _index(pg_ep), MAX_CELLS - 1)
-    table = _table(_device(pg_ep))
-    table[cell] = torch.tensor(row, dtype=torch.int64)
-    for arg, pg in (("group_ep", pg_ep), ("group_tp", pg_tp)):
-        if pg is None or dist.get_world_size(pg) == 1:
-            continue
-        try:
-            dist.all_reduce(table, group=pg)
-        except Exception as exc:
-            raise CollectiveError(op, arg, pg.group_name, dist.get_process_group_ranks(pg),
-                                  "agreeing on the call (signature exchange)", str(exc).strip()) from exc
-    cells = min(ep * tp, MAX_CELLS)
-    table = table.cpu()
-    stray = int(table[cells:, H_COUNT].count_nonzero()) if cells < MAX_CELLS else 0
-    return table[:cells].tolist(), ep, tp, stray
+    device = _device(pg_ep)
+    block = torch.zeros((MAX_GROUP, ROW), dtype=torch.int64, device=device)
+    block[0] = torch.tensor(row, dtype=torch.int64)
+    if ep > 1:
+        ep_rows = torch.empty((ep * MAX_GROUP, ROW), dtype=torch.int64, device=device)
+        _gather(op, "group_ep", pg_ep, ep_rows, block)
+        keep = min(ep, MAX_GROUP)
+        block[:keep] = ep_rows.view(ep, MAX_GROUP, ROW)[:keep, 0]
+    table = block
+    if tp > 1:
+        table = torch.empty((tp * MAX_GROUP, ROW), dtype=torch.int64, device=device)
+        _gather(op, "group_tp", pg_tp, table, block)
+    table = table.view(tp, MAX_GROUP, ROW).cpu()
+    used = min(ep, MAX_GROUP)
+    stray = int(table[:, used:, H_PRESENT].count_nonzero()) if used < MAX_GROUP else 0
+    return table[:, :used].reshape(-1, ROW).tolist(), used, tp, stray
 
 
 def _where(rows, ep, n) -> str:
     r = rows[n]
-    return f"rank {r[H_RANK]} (i={n % ep}, t={n // ep})"
+    return f"rank {r[H_RANK]} (i={r[H_I]}, t={r[H_T]})"
 
 
 def _decide(op: str, rows, ep: int, tp: int, stray: int) -> Optional[BaseException]:
     """The error every rank raises for this table, None when the call may proceed."""
     first = rows[0]
-    if (not stray and all(r[H_COUNT] == 1 and r[H_VERDICT] == OK and r[HEADER:M_START] == first[HEADER:M_START]
-                          for r in rows)
+    if (not stray and all(r[H_PRESENT] == 1 and r[H_VERDICT] == OK and r[H_I] == n % ep and r[H_T] == n // ep
+                          and r[HEADER:M_START] == first[HEADER:M_START] for n, r in enumerate(rows))
             and all(r[H_EP] == rows[n // ep * ep][H_EP] and r[H_TP] == rows[n % ep][H_TP]
                     for n, r in enumerate(rows))):
         return None  # the usual case, decided in one pass
-    clean = [n for n, r in enumerate(rows) if r[H_COUNT] == 1]
-    failing = sorted((rows[n][H_RANK], n) for n in clean if rows[n][H_VERDICT] != OK)
+    present = [n for n, r in enumerate(rows) if r[H_PRESENT] == 1]
+    failing = sorted((rows[n][H_RANK], n) for n in present if rows[n][H_VERDICT] != OK)
     if failing:
-        return _rebuild_failure(op, rows, ep, failing)
-    bad = [n for n, r in enumerate(rows) if r[H_COUNT] != 1]
-    if bad or stray:
-        seen = sorted(rows[n][H_RANK] for n in clean)
-        detail = (f"cells (i, t) {[(n % ep, n // ep) for n in bad]} were taken by "
-                  f"{[rows[n][H_COUNT] for n in bad]} ranks" if bad else f"{stray} ranks fell outside the grid")
+        return _rebuild_failure(op, rows, failing)
+    misplaced = [n for n, r in enumerate(rows) if r[H_PRESENT] != 1 or (r[H_I], r[H_T]) != (n % ep, n // ep)]
+    if misplaced or stray:
+        seen = sorted(rows[n][H_RANK] for n in present)
+        where = [(rows[n][H_RANK], (rows[n][H_I], rows[n][H_T]), (n % ep, n // ep)) for n in misplaced
+                 if rows[n][H_PRESENT]]
+        detail = (f"(world rank, its (i, t), where its peers found it): {where}" if where else
+                  f"{len(misplaced) + stray} places of the grid were empty or over-full")
         return ContractValueError(op, "group_ep/group_tp", ValueText(f"{ep} x {tp} from world ranks {seen}"),
                                   "ranks.grid", f"the groups must form an ep x tp grid (each ep group meets each "
                                                 f"tp group in one rank): {detail}")
@@ -316,7 +314,7 @@ def _decide(op: str, rows, ep: int, tp: int, stray: int) -> Optional[BaseExcepti
             return _disagree(op, name, rows, values, range(len(rows)), fmt, _WHY.get(name, _SAME_CALL))
     for arg, col, key in (("group_ep", H_EP, lambda n: n // ep), ("group_tp", H_TP, lambda n: n % ep)):
         by_group: dict = {}
-        for n, r in enumerate(rows):
+        for n in range(len(rows)):
             by_group.setdefault(key(n), []).append(n)
         for members in by_group.values():
             values = {n: (rows[n][col],) for n in members}
@@ -335,11 +333,11 @@ def _disagree(op, arg, rows, values, members, fmt, why) -> RanksDisagree:
     return RanksDisagree(op, arg, ValueText("; ".join(parts)), "ranks.agree", why)
 
 
-def _rebuild_failure(op, rows, ep, failing) -> BaseException:
+def _rebuild_failure(op, rows, failing) -> BaseException:
     rank, n = failing[0]
     r = rows[n]
     others = [rk for rk, _ in failing[1:]]
-    where = _where(rows, ep, n) + (f", and ranks {others} too" if others else "")
+    where = _where(rows, None, n) + (f", and ranks {others} too" if others else "")
     text = _message_text(r[M_START:M_START + MSG_WORDS])
     if r[H_VERDICT] == OTHER_ERROR:
         return RankFailed(op, f"{where} failed its call's checks: {text}; every rank of this call raises this error")
@@ -353,10 +351,14 @@ def _rebuild_failure(op, rows, ep, failing) -> BaseException:
 
 # -- the two entry points -----------------------------------------------------------------------
 
+def _header(pg_ep, pg_tp, verdict, rule) -> list:
+    return [1, dist.get_rank(), VERSION, verdict, rule, _hash(pg_ep.group_name), _hash(pg_tp.group_name),
+            dist.get_rank(pg_ep), dist.get_rank(pg_tp)]
+
+
 def confirm(op: str, fields: list, pg_ep, pg_tp) -> None:
     """A call that passed its local checks: exchange, and raise what the table says (if anything)."""
-    row = [1, dist.get_rank(), VERSION, OK, 0, _hash(pg_ep.group_name), _hash(pg_tp.group_name)] + fields
-    row += [0] * MSG_WORDS
+    row = _header(pg_ep, pg_tp, OK, 0) + fields + [0] * MSG_WORDS
     rows, ep, tp, stray = _exchange(op, row, pg_ep, pg_tp)
     error = _decide(op, rows, ep, tp, stray)
     if error is not None:
@@ -376,8 +378,7 @@ def reject(op: str, exc: BaseException, group_ep, group_tp):
         # once; peers waiting in the group it could not name get a CollectiveError at their timeout.
         raise exc
     verdict, rule, words = _failure(exc)
-    row = [1, dist.get_rank(), VERSION, verdict, rule, _hash(pg_ep.group_name), _hash(pg_tp.group_name)]
-    row += [0] * (M_START - HEADER) + words
+    row = _header(pg_ep, pg_tp, verdict, rule) + [0] * (M_START - HEADER) + words
     rows, ep, tp, stray = _exchange(op, row, pg_ep, pg_tp)
     error = _decide(op, rows, ep, tp, stray)
     raise (error if error is not None else exc) from exc
