@@ -1,4 +1,4 @@
-"""The reference against SPEC's collective description, and the tile planner's properties."""
+"""The reference against the contract's collective description, and the tile planner's properties."""
 import dataclasses
 import itertools
 
@@ -11,7 +11,7 @@ from moe_mc2.planning.tiles import cost_model, plan_forward, simulate
 
 
 def _collective_route(xs, ep, tp, shard_type, rank):
-    """y2 the way SPEC describes the collectives: all_to_all over ep, permute, all_gather over tp, permute."""
+    """y2 the way the contract describes the collectives: all_to_all over ep, permute, all_gather over tp, permute."""
     i, t = rank % ep, rank // ep
     E, d1, d2 = xs[0].shape
     El = E // ep

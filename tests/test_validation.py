@@ -1,4 +1,4 @@
-"""Every SPEC rule broken once, on every rank: a clear exception before any collective, and the
+"""Every rule of docs/contract.md broken once, on every rank: a clear exception before any collective, and the
 world still works afterwards (a hang here would mean a rank had started communicating)."""
 import types
 

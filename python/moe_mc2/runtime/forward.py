@@ -187,7 +187,7 @@ class _Forward:
         epilogue(acc4, self._bias(e0, e1), self.act, y1v[dst], None if y3v is None else y3v[dst])
 
     def _views4(self, y):
-        """y (El, rows, cols) as (El, blocks, block_rows, cols): the row blocks of SPEC's layout."""
+        """y (El, rows, cols) as (El, blocks, block_rows, cols): the row blocks of the contract's layout."""
         if y is None:
             return None
         s = self.s
@@ -213,7 +213,7 @@ class _Forward:
             comm.poll()
 
     def _stage1(self, tile, gathered):
-        """Every row block but the local one (computed first), contiguous in SPEC's block order
+        """Every row block but the local one (computed first), contiguous in the contract's block order
         p = j*tp + s' with p0 left out, so the tile is one bmm (each call re-packs w)."""
         s = self.s
         P, p0 = s.ep * s.tp, self.i * s.tp + self.t

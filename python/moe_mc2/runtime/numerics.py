@@ -1,6 +1,6 @@
 """How a tile's matmul accumulates in fp32 on each device, and the fused epilogue.
 
-SPEC asks for fp32 accumulation and one rounding to x's dtype. What that costs differs:
+The contract asks for fp32 accumulation and one rounding to x's dtype. What that costs differs:
 - float32 x: an fp32 matmul.
 - CUDA float16/bfloat16: bmm with out_dtype=float32 (cuBLAS accumulates in fp32).
 - CPU float16: no fast fp16 GEMM exists on CPU (about 1 GFLOP/s measured here), so the tile
