@@ -448,7 +448,7 @@ def validate(cfg: BenchConfig):
     """Every size in the user's terms (flags), before any process starts (contract/problem.py)."""
     from .contract.problem import check_problem
 
-    check_problem("bench", ep=cfg.ep, tp=cfg.tp, E=cfg.E, C=cfg.C, H=cfg.H, M=cfg.M, shard_type=cfg.shard_type,
+    check_problem("python -m moe_mc2 bench", ep=cfg.ep, tp=cfg.tp, E=cfg.E, C=cfg.C, H=cfg.H, M=cfg.M, shard_type=cfg.shard_type,
                   dtype=cfg.torch_dtype, act=cfg.act)
     for flag, v, low in (("--iters", cfg.iters, 1), ("--warmup", cfg.warmup, 0),
                          ("--threads-per-rank", cfg.threads_per_rank, 0)):

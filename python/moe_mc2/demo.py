@@ -74,7 +74,7 @@ def validate(a) -> None:
     """Every size in the user's terms (flags), before any rank starts (contract/problem.py)."""
     from .contract.problem import check_problem
 
-    check_problem("demo", ep=a.ep, tp=a.tp, E=a.E, C=a.C, H=a.H, M=a.M, shard_type=a.shard_type,
+    check_problem("python -m moe_mc2 demo", ep=a.ep, tp=a.tp, E=a.E, C=a.C, H=a.H, M=a.M, shard_type=a.shard_type,
                   dtype=DTYPES[a.dtype], act=a.act)
 
 

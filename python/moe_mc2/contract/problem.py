@@ -15,8 +15,9 @@ from .rules import DIM_MAX, DIM_MIN, E_MAX, E_MIN, PORTABLE_DTYPES, PORTABLE_WOR
 
 
 def check_problem(tool: str, *, ep, tp, E, C, H, M, shard_type, dtype, act) -> int:
-    """Raise the first broken rule, naming the flag; return act as its int code."""
-    op = f"python -m moe_mc2 {tool}"
+    """Raise the first broken rule, naming the flag; return act as its int code. `tool` is the
+    program the user ran ("python -m moe_mc2 demo"), the messages' first words."""
+    op = tool
     chk = Checker(op)
     sizes = (("--ep", ep), ("--tp", tp), ("--E", E), ("--C", C), ("--H", H), ("--M", M))
     for flag, v in sizes:
