@@ -31,7 +31,7 @@ def world_timeout() -> datetime.timedelta:
     from torch.distributed import distributed_c10d as c10d
 
     pg = c10d._get_default_group()
-    for device in ("cpu", "cuda"):
+    for device in ("cpu", "cuda", "npu"):
         try:
             return pg._get_backend(torch.device(device)).options._timeout
         except Exception:  # no backend for that device, or one without options

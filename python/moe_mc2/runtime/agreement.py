@@ -240,10 +240,13 @@ def _size(pg) -> int:
 def _device(pg) -> torch.device:
     """Where the table lives: CPU for gloo (also for mixed cpu:gloo,cuda:nccl groups), else the
     backend's device."""
-    name = groups.backend_name(pg)
-    if name == "gloo":
+    try:
+        name = str(dist.get_backend(pg)).lower()
+    except Exception:  # a backend torch cannot name: try the CPU
+        name = "gloo"
+    if "gloo" in name:
         return torch.device("cpu")
-    if name == "nccl":
+    if "nccl" in name:
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("npu", torch.npu.current_device())  # pragma: no cover - needs torch_npu
 
