@@ -9,7 +9,8 @@ One run starts ep x tp ranks (LocalWorld, gloo) and measures, after warm-up, the
   agreement              the signature exchange alone (runtime/agreement.py): what every call pays
 An iteration's time is the slowest rank's (all ranks start together after a barrier).
   speedup = unfused / fused;   overlap = (comm + compute - fused) / min(comm, compute)
-  agree_pct = agreement / fused (the agreement's share of the call, %)
+  agree_pct = agreement / fused (the agreement's share of the call, %); the last three are timed
+  interleaved, one call of each per iteration
 (overlap 1: the shorter of comm and compute is fully hidden; 0: none; < 0: fused is slower than
 doing both back to back).
 
@@ -198,20 +199,27 @@ class _LiveBytes(torch.utils._python_dispatch.TorchDispatchMode):
 
 
 def _timed(ctx, fn, iters, warmup, label, progress):
+    return _timed_together(ctx, {label: fn}, iters, warmup, progress)[label]
+
+
+def _timed_together(ctx, fns: dict, iters, warmup, progress) -> dict:
+    """Each iteration runs every function once, in turn (so slow drifts of a shared machine hit
+    them alike); per function the slowest rank's time of each iteration after warm-up."""
     import torch.distributed as dist
 
-    times = []
+    times = {label: [] for label in fns}
     for k in range(warmup + iters):
-        dist.barrier()
-        t0 = time.perf_counter()
-        fn()
-        dt = torch.tensor([time.perf_counter() - t0], dtype=torch.float64)
-        dist.all_reduce(dt, op=dist.ReduceOp.MAX)
-        if k >= warmup:
-            times.append(dt.item())
-        if progress and ctx.rank == 0:
-            phase = "warm-up" if k < warmup else f"{k - warmup + 1}/{iters}"
-            print(f"[bench] {label:<13} {phase:<8} {dt.item() * 1e3:8.2f} ms", file=sys.stderr, flush=True)
+        for label, fn in fns.items():
+            dist.barrier()
+            t0 = time.perf_counter()
+            fn()
+            dt = torch.tensor([time.perf_counter() - t0], dtype=torch.float64)
+            dist.all_reduce(dt, op=dist.ReduceOp.MAX)
+            if k >= warmup:
+                times[label].append(dt.item())
+            if progress and ctx.rank == 0:
+                phase = "warm-up" if k < warmup else f"{k - warmup + 1}/{iters}"
+                print(f"[bench] {label:<13} {phase:<8} {dt.item() * 1e3:8.2f} ms", file=sys.stderr, flush=True)
     return times
 
 
@@ -245,8 +253,11 @@ def bench_rank(ctx, cfg: BenchConfig, progress: bool = True, trace_fused: bool =
         "agreement": lambda: agreement_only(ctx, cfg, x, w, b, act),
     }
     out = {"times": {}, "peak": {}}
+    together = ("fused", "fused_noagree", "agreement")  # compared with each other: interleaved
     for name, fn in runs.items():
-        out["times"][name] = _timed(ctx, fn, cfg.iters, cfg.warmup, name, progress)
+        if name not in together:
+            out["times"][name] = _timed(ctx, fn, cfg.iters, cfg.warmup, name, progress)
+    out["times"].update(_timed_together(ctx, {k: runs[k] for k in together}, cfg.iters, cfg.warmup, progress))
     import torch.distributed as dist
 
     mem_runs = {"unfused": runs["unfused"], "fused": lambda: fused_kernel(ctx, cfg, x, w, b, act)}
