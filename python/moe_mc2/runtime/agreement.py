@@ -251,37 +251,83 @@ def _device(pg) -> torch.device:
     return torch.device("npu", torch.npu.current_device())  # pragma: no cover - needs torch_npu
 
 
-def _gather(op: str, arg: str, pg, out: torch.Tensor, inp: torch.Tensor) -> None:
-    try:
-        collectives.all_gather(out, inp, pg, async_op=False)
-    except Exception as exc:
-        raise CollectiveError(op, arg, pg.group_name, dist.get_process_group_ranks(pg),
-                              "agreeing on the call (signature exchange)", str(exc).strip()) from exc
+class Exchange:
+    """The two all_gathers of one call, as a small state machine that never blocks unless asked.
 
+    Every row of the call's ep x tp grid ends up on every rank (index n = t * ep + i). Each rank
+    sends MAX_GROUP rows in both all_gathers (its own row first, then the rows of its ep group):
+    the same size whatever groups a rank passes, in whichever order, so that no rank can make a
+    peer's collective mismatch in size. `advance()` moves on what has arrived and returns True
+    once the call is agreed (raising the agreed error instead where there is one); `finish()`
+    blocks until then. The forward pipeline advances it while it computes the rank's own block,
+    which needs no data from anyone, and issues no data collective before it returns True.
+    """
 
-def _exchange(op: str, row: list, pg_ep, pg_tp):
-    """Every row of the call's ep x tp grid, as this rank sees them: index n = t * ep + i.
+    def __init__(self, op: str, row: list, pg_ep, pg_tp):
+        self.op, self.pg_ep, self.pg_tp = op, pg_ep, pg_tp
+        self.ep, self.tp = _size(pg_ep), _size(pg_tp)
+        self.device = _device(pg_ep)
+        self.block = torch.zeros((MAX_GROUP, ROW), dtype=torch.int64, device=self.device)
+        self.block[0] = torch.tensor(row, dtype=torch.int64)
+        self.done = False
+        self.work = self.out = None
+        self.step = 0
+        self._next()
 
-    Two all_gathers, each rank sending MAX_GROUP rows in both (its own row first, then the rows
-    of its ep group): the same size whatever groups a rank passes, in whichever order, so that no
-    rank can make a peer's collective mismatch in size."""
-    ep, tp = _size(pg_ep), _size(pg_tp)
-    device = _device(pg_ep)
-    block = torch.zeros((MAX_GROUP, ROW), dtype=torch.int64, device=device)
-    block[0] = torch.tensor(row, dtype=torch.int64)
-    if ep > 1:
-        ep_rows = torch.empty((ep * MAX_GROUP, ROW), dtype=torch.int64, device=device)
-        _gather(op, "group_ep", pg_ep, ep_rows, block)
-        keep = min(ep, MAX_GROUP)
-        block[:keep] = ep_rows.view(ep, MAX_GROUP, ROW)[:keep, 0]
-    table = block
-    if tp > 1:
-        table = torch.empty((tp * MAX_GROUP, ROW), dtype=torch.int64, device=device)
-        _gather(op, "group_tp", pg_tp, table, block)
-    table = table.view(tp, MAX_GROUP, ROW).cpu()
-    used = min(ep, MAX_GROUP)
-    stray = int(table[:, used:, H_PRESENT].count_nonzero()) if used < MAX_GROUP else 0
-    return table[:, :used].reshape(-1, ROW).tolist(), used, tp, stray
+    def _issue(self, arg, pg, out):
+        try:
+            return collectives.all_gather(out, self.block, pg, async_op=True)
+        except Exception as exc:
+            raise self._error(arg, pg, exc) from exc
+
+    def _error(self, arg, pg, exc):
+        return CollectiveError(self.op, arg, pg.group_name, dist.get_process_group_ranks(pg),
+                               "agreeing on the call (signature exchange)", str(exc).strip())
+
+    def _next(self):
+        """Issue the next all_gather (skipping one-rank groups), or decide after the last."""
+        self.step += 1
+        if self.step == 1 and self.ep > 1:
+            self.out = torch.empty((self.ep * MAX_GROUP, ROW), dtype=torch.int64, device=self.device)
+            self.work = self._issue("group_ep", self.pg_ep, self.out)
+        elif self.step <= 2 and self.tp > 1:
+            self.step = 2
+            self.out = torch.empty((self.tp * MAX_GROUP, ROW), dtype=torch.int64, device=self.device)
+            self.work = self._issue("group_tp", self.pg_tp, self.out)
+        else:
+            self.step = 3
+            table = (self.out if self.tp > 1 else self.block).view(self.tp, MAX_GROUP, ROW).cpu()
+            used = min(self.ep, MAX_GROUP)
+            stray = int(table[:, used:, H_PRESENT].count_nonzero()) if used < MAX_GROUP else 0
+            rows = table[:, :used].reshape(-1, ROW).tolist()
+            self.done = True
+            error = _decide(self.op, rows, used, self.tp, stray)
+            if error is not None:
+                raise error
+
+    def _complete(self, block: bool) -> bool:
+        if not block and not self.work.is_completed():
+            return False
+        arg, pg = ("group_ep", self.pg_ep) if self.step == 1 else ("group_tp", self.pg_tp)
+        try:
+            self.work.wait()
+        except Exception as exc:
+            raise self._error(arg, pg, exc) from exc
+        if self.step == 1:
+            keep = min(self.ep, MAX_GROUP)
+            self.block[:keep] = self.out.view(self.ep, MAX_GROUP, ROW)[:keep, 0]
+        self.work = None
+        self._next()
+        return True
+
+    def advance(self) -> bool:
+        while not self.done and self._complete(block=False):
+            pass
+        return self.done
+
+    def finish(self) -> None:
+        while not self.done:
+            self._complete(block=True)
 
 
 def _where(rows, ep, n) -> str:
@@ -359,13 +405,14 @@ def _header(pg_ep, pg_tp, verdict, rule) -> list:
             dist.get_rank(pg_ep), dist.get_rank(pg_tp)]
 
 
+def start(op: str, fields: list, pg_ep, pg_tp) -> Exchange:
+    """A call that passed its local checks: start the exchange (see Exchange)."""
+    return Exchange(op, _header(pg_ep, pg_tp, OK, 0) + fields + [0] * MSG_WORDS, pg_ep, pg_tp)
+
+
 def confirm(op: str, fields: list, pg_ep, pg_tp) -> None:
-    """A call that passed its local checks: exchange, and raise what the table says (if anything)."""
-    row = _header(pg_ep, pg_tp, OK, 0) + fields + [0] * MSG_WORDS
-    rows, ep, tp, stray = _exchange(op, row, pg_ep, pg_tp)
-    error = _decide(op, rows, ep, tp, stray)
-    if error is not None:
-        raise error
+    """start(...).finish(): exchange, and raise what the table says (if anything)."""
+    start(op, fields, pg_ep, pg_tp).finish()
 
 
 def reject(op: str, exc: BaseException, group_ep, group_tp):
@@ -381,7 +428,8 @@ def reject(op: str, exc: BaseException, group_ep, group_tp):
         # once; peers waiting in the group it could not name get a CollectiveError at their timeout.
         raise exc
     verdict, rule, words = _failure(exc)
-    row = _header(pg_ep, pg_tp, verdict, rule) + [0] * (M_START - HEADER) + words
-    rows, ep, tp, stray = _exchange(op, row, pg_ep, pg_tp)
-    error = _decide(op, rows, ep, tp, stray)
-    raise (error if error is not None else exc) from exc
+    try:
+        Exchange(op, _header(pg_ep, pg_tp, verdict, rule) + [0] * (M_START - HEADER) + words, pg_ep, pg_tp).finish()
+    except (ContractViolation, RankFailed) as agreed:
+        raise agreed from exc
+    raise exc  # not reached: this rank's own verdict always fails the exchange

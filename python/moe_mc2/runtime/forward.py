@@ -27,6 +27,11 @@ PIPELINE_DEPTH = 2  # tiles in flight while one computes
 # call re-packs the weight block; the planner's cost model counts the same calls).
 LOCAL_SLICES = LOCAL_CALLS
 
+# shard_type 1: compute the rank's own block (it needs nobody's data) while the agreement's two
+# all_gathers are in flight, instead of waiting for them first; no data collective is issued
+# before the agreement says yes either way.
+OVERLAP_AGREEMENT = True
+
 _forced: dict = {}
 
 
@@ -79,12 +84,15 @@ def run(x, weight, bias, *, group_ep, ep, group_tp, tp, shard_type, act_type, ne
         plan = plan_forward(s, x.element_size(), cost, upcast_weight=math.upcast, tiles=rows, expert_tiles=experts)
     except Exception as exc:
         agreement.reject(op, exc, group_ep, group_tp)
+    gate = None
     if agree:
-        agreement.confirm(op, agreement.signature(
+        gate = agreement.start(op, agreement.signature(
             op, ep=ep, tp=tp, shard_type=shard_type, act_type=act_type, y2=need_allgather_out,
             y3=need_activation_feature, x=x, weight_shape=(s.El, s.H, s.N), bias=bias, tiles=rows,
             expert_tiles=experts, plan=plan.fingerprint), pgs["ep"], pgs["tp"])
-    return _Forward(x, weight, bias, s, pgs["ep"], pgs["tp"], act_type, want_y2, want_y3, math, plan).execute()
+        if not (plan.local_first and OVERLAP_AGREEMENT):
+            gate.finish()  # nothing to compute before the first data collective: just wait
+    return _Forward(x, weight, bias, s, pgs["ep"], pgs["tp"], act_type, want_y2, want_y3, math, plan).execute(gate)
 
 
 class _CommPipeline:
@@ -94,7 +102,8 @@ class _CommPipeline:
     work forward that is ready, `take` blocks for one tile.
     """
 
-    def __init__(self, plan, xv, s, ep_group, tp_group):
+    def __init__(self, plan, xv, s, ep_group, tp_group, gate=None):
+        self.gate = gate  # the agreement in flight: no data collective before it says yes
         self.tiles, self.xv, self.s = plan.tiles, xv, s
         self.ep_group, self.tp_group = ep_group, tp_group
         self.a2a, self.ag = {}, {}
@@ -125,6 +134,10 @@ class _CommPipeline:
         return True
 
     def poll(self):
+        if self.gate is not None:
+            if not self.gate.advance():
+                return
+            self.gate = None
         while self.next_ag < self.next_a2a and self._issue_ag(block=False):
             pass
         while self.next_a2a < len(self.tiles) and self.next_a2a < self.consumed + PIPELINE_DEPTH:
@@ -132,6 +145,9 @@ class _CommPipeline:
 
     def take(self, k: int) -> torch.Tensor:
         """Tile k's gathered input (tp, ep, experts, rows, x_cols), waiting for it."""
+        if self.gate is not None:
+            self.gate.finish()
+            self.gate = None
         self.poll()
         while self.next_ag <= k:
             self._issue_ag(block=True)
@@ -155,10 +171,10 @@ class _Forward:
         self.y2 = x.new_empty((s.El, rows, s.H)) if want_y2 else None
         self.y3 = x.new_empty((s.El, rows, s.N)) if want_y3 else None
 
-    def execute(self):
+    def execute(self, gate=None):
         s, x = self.s, self.x
         xv = x.unflatten(0, (s.ep, s.El))  # (ep, El, x_rows, x_cols): a view for any x strides
-        comm = _CommPipeline(self.plan, xv, s, self.ep_group, self.tp_group)
+        comm = _CommPipeline(self.plan, xv, s, self.ep_group, self.tp_group, gate)
         comm.poll()
         stage, compute = (self._stage1, self._tile_shard1) if s.shard_type == 1 else (self._stage0, self._tile_shard0)
         k = 0
@@ -181,10 +197,10 @@ class _Forward:
     def _bias(self, e0, e1):
         return None if self.bias32 is None else self.bias32[e0:e1].unsqueeze(1)  # (ek, 1, 1, N)
 
-    def _finish(self, acc4, e0, e1, dst):
+    def _finish(self, acc4, e0, e1, dst, poll=None):
         """acc4 (ek, blocks, rows, N), a product -> epilogue into the index `dst` of y1/y3's 4-D views."""
         y1v, y3v = self._views4(self.y1), self._views4(self.y3)
-        epilogue(acc4, self._bias(e0, e1), self.act, y1v[dst], None if y3v is None else y3v[dst])
+        epilogue(acc4, self._bias(e0, e1), self.act, y1v[dst], None if y3v is None else y3v[dst], poll)
 
     def _views4(self, y):
         """y (El, rows, cols) as (El, blocks, block_rows, cols): the row blocks of the contract's layout."""
@@ -207,7 +223,8 @@ class _Forward:
             with trace.span("compute", f"local {r0}:{r1}"):
                 a = own[:, r0:r1]
                 acc = self.math.product(a, w)
-                self._finish(acc.unsqueeze(1), e0, e1, (slice(e0, e1), slice(p0, p0 + 1), slice(r0, r1)))
+                self._finish(acc.unsqueeze(1), e0, e1, (slice(e0, e1), slice(p0, p0 + 1), slice(r0, r1)),
+                             comm.poll)
                 if y2v is not None:
                     y2v[e0:e1, p0, r0:r1] = a
             comm.poll()
