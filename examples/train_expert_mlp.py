@@ -127,8 +127,23 @@ def _report(cfg, dist_losses, single_losses, as_json):
     return 0 if diff <= tol else 1
 
 
+def validate(cfg: Config) -> None:
+    """The layer's sizes in the flags' terms, before any rank starts (moe_mc2.contract.problem)."""
+    from moe_mc2.contract.problem import check_problem
+
+    check_problem("train_expert_mlp.py", ep=cfg.ep, tp=cfg.tp, E=cfg.E, C=cfg.C, H=cfg.H, M=cfg.M,
+                  shard_type=cfg.shard_type, dtype=getattr(torch, cfg.dtype, None), act=cfg.act)
+    if cfg.steps < 1:
+        raise ValueError(f"train_expert_mlp.py: --steps={cfg.steps} must be >= 1")
+
+
 def main(argv=None) -> int:
     cfg, as_json = _parse(argv)
+    try:
+        validate(cfg)
+    except (ValueError, TypeError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun
         from moe_mc2.launch import RankContext, build_ep_tp_groups
 

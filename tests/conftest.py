@@ -18,8 +18,9 @@ _WORLDS: dict = {}
 
 
 def get_world(ep: int, tp: int) -> LocalWorld:
+    """The session's ep x tp world (a closed one, after a test broke it, is started again)."""
     world = _WORLDS.get((ep, tp))
-    if world is None:
+    if world is None or world.closed:
         world = _WORLDS[(ep, tp)] = LocalWorld(ep, tp)
     return world
 

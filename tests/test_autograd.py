@@ -216,3 +216,136 @@ def test_no_grad_path_is_plain_op():
         y1, y2, y3 = torch.ops.moe_mc2.npu_alltoall_allgather_bmm(
             x, w, group_ep="a", group_ep_worldsize=2, group_tp="b", group_tp_worldsize=2, shard_type=1, act_type=1)
         assert y1.shape == (2, 8, 5) and y2.numel() == 0 and y3.numel() == 0 and y1.requires_grad
+
+
+# --- second derivatives: a gradient penalty through both ops ------------------------------------
+
+# (seed, El, C, H, N, shard_type, act, bias_form, transposed, y2, wants)
+DOUBLE_CASES = [
+    (71, 2, 4, 6, 5, 1, 1, 3, False, False, "xwb"),  # GELU: every cross term
+    (72, 2, 4, 6, 5, 0, 3, 2, True, False, "x"),  # Relu, only x: the first-order grad still has a graph
+    (73, 1, 4, 4, 3, 1, 2, None, False, True, "w"),  # Silu, only weight, y2 used
+    (74, 2, 2, 8, 4, 0, 4, 3, False, True, "xb"),  # FastGELU with y2 in the loss
+    (75, 2, 4, 6, 5, 1, 0, 2, True, True, "xw"),  # no activation: only the bilinear cross terms
+]
+
+
+def _penalty_inputs(case, ep, tp):
+    seed, El, C, H, N, st, act, bf, tr, y2, wants = case
+    inputs = _inputs(seed, ep, tp, El=El, C=C, H=H, N=N, st=st, bias_form=bf, transposed=tr)
+    g = torch.Generator().manual_seed(seed + 1000)
+    vs = [{k: torch.randn(t.shape, generator=g) for k, t in (("x", x), ("w", w), ("b", b)) if t is not None}
+          for x, w, b, _ in inputs]
+    return inputs, vs
+
+
+def _penalty(ys, leaves, g1, g2, v, y2_used, create):
+    """P = <grad of L by the leaves, v> for L = <y1, g1> (+ <y2, g2>), from one rank's share."""
+    loss = (ys[0] * g1).sum()
+    if y2_used:
+        loss = loss + (ys[1] * g2).sum()
+    names = [k for k, t in leaves.items() if t is not None and t.requires_grad]
+    grads = torch.autograd.grad(loss, [leaves[k] for k in names], create_graph=create, allow_unused=True)
+    return names, grads
+
+
+def _rank_double_backward(ctx, cases):
+    out = []
+    for case in cases:
+        seed, El, C, H, N, st, act, bf, tr, y2, wants = case
+        inputs, vs = _penalty_inputs(case, ctx.ep, ctx.tp)
+        x, wl, b, (g1, g2, _) = inputs[ctx.rank]
+        leaves = {"x": x, "w": wl, "b": b}
+        for k, t in leaves.items():
+            if t is not None and k in wants:
+                t.requires_grad_(True)
+        ys = moe_mc2.npu_alltoall_allgather_bmm(
+            x, _w(wl, tr), bias=b, group_ep=ctx.ep_group, group_ep_worldsize=ctx.ep, group_tp=ctx.tp_group,
+            group_tp_worldsize=ctx.tp, shard_type=st, act_type=act, need_allgather_out=y2)
+        names, grads = _penalty(ys, leaves, g1, g2, vs[ctx.rank], y2, True)
+        graph = {k: gr is not None and gr.requires_grad for k, gr in zip(names, grads)}
+        p = sum((gr * vs[ctx.rank][k]).sum() for k, gr in zip(names, grads) if gr is not None)
+        # every rank takes part in the second backward (its collectives), even where its own
+        # penalty share has no graph
+        torch.autograd.backward([p if p.requires_grad else torch.zeros((), requires_grad=True)])
+        out.append(({k: (None if t is None or t.grad is None else t.grad) for k, t in leaves.items()}, graph))
+    return out
+
+
+def _reference_double_backward(case, ep, tp):
+    seed, El, C, H, N, st, act, bf, tr, y2, wants = case
+    inputs, vs = _penalty_inputs(case, ep, tp)
+    xs = [x.double().requires_grad_("x" in wants) for x, _, _, _ in inputs]
+    ws = [w.double().requires_grad_("w" in wants) for _, w, _, _ in inputs]
+    bs = [None if b is None else b.double().requires_grad_("b" in wants) for _, _, b, _ in inputs]
+    ys = reference.forward(xs, [_w(w, tr) for w in ws], bs if bf else None, ep=ep, tp=tp, shard_type=st,
+                           act_type=act, need_allgather_out=True)
+    loss = 0
+    for r, (_, _, _, (g1, g2, _)) in enumerate(inputs):
+        loss = loss + (ys[r][0] * g1.double()).sum()
+        if y2:
+            loss = loss + (ys[r][1] * g2.double()).sum()
+    leaves = [(r, k, t) for r in range(ep * tp) for k, t in (("x", xs[r]), ("w", ws[r]), ("b", bs[r]))
+              if t is not None and t.requires_grad]
+    grads = torch.autograd.grad(loss, [t for _, _, t in leaves], create_graph=True)
+    graph = [{} for _ in range(ep * tp)]
+    for (r, k, _), gr in zip(leaves, grads):
+        graph[r][k] = gr.requires_grad
+    p = sum((gr * vs[r][k].double()).sum() for (r, k, _), gr in zip(leaves, grads))
+    if p.requires_grad:
+        p.backward()
+    return [{"x": xs[r].grad, "w": ws[r].grad, "b": None if bs[r] is None else bs[r].grad} for r in range(ep * tp)], graph
+
+
+def test_double_backward_matches_single_process_autograd(world_2x2):
+    results = world_2x2.run(_rank_double_backward, DOUBLE_CASES)
+    for n, case in enumerate(DOUBLE_CASES):
+        want, want_graph = _reference_double_backward(case, 2, 2)
+        for r in range(4):
+            grads, graph = results[r][n]
+            # a first-order gradient carries a graph exactly where single-process autograd's does
+            # (none is silently detached)
+            assert graph == want_graph[r], f"case {case} rank {r}: graphs {graph}, reference {want_graph[r]}"
+            assert any(graph.values()), case  # each case exercises a second derivative
+            for k in ("x", "w", "b"):  # no path on one side and a zero on the other are the same
+                if (want[r][k] is None) != (grads[k] is None):
+                    ref = want[r][k] if want[r][k] is not None else grads[k]
+                    if want[r][k] is None:
+                        want[r][k] = torch.zeros_like(ref, dtype=torch.float64)
+                    else:
+                        grads[k] = torch.zeros_like(ref)
+            _compare(grads, want[r], f"double backward case {case} rank {r}")
+
+
+def _rank_adjoint_double_backward(ctx, case):
+    seed, El, C, H, N, st, bf, tr = case
+    x, wl, b, (g,) = _inputs(seed, ctx.ep, ctx.tp, El=El, C=C, H=H, N=N, st=st, bias_form=bf, transposed=tr,
+                             adjoint=True)[ctx.rank]
+    x.requires_grad_(True)
+    wl.requires_grad_(True)
+    gen = torch.Generator().manual_seed(seed + ctx.rank)
+    vx, vw = torch.randn(x.shape, generator=gen), torch.randn(wl.shape, generator=gen)
+    y = moe_mc2.npu_bmm_reducescatter_alltoall(
+        x, _w(wl, tr), bias=b, group_ep=ctx.ep_group, group_ep_worldsize=ctx.ep, group_tp=ctx.tp_group,
+        group_tp_worldsize=ctx.tp, shard_type=st)
+    gx, gw = torch.autograd.grad((y * g).sum(), [x, wl], create_graph=True)
+    ((gx * vx).sum() + (gw * vw).sum()).backward()
+    return x.grad, wl.grad, vx, vw
+
+
+def test_adjoint_double_backward(world_2x2):
+    case = (81, 2, 4, 6, 5, 1, 2, True)
+    seed, El, C, H, N, st, bf, tr = case
+    res = world_2x2.run(_rank_adjoint_double_backward, case)
+    inputs = _inputs(seed, 2, 2, El=El, C=C, H=H, N=N, st=st, bias_form=bf, transposed=tr, adjoint=True)
+    xs = [x.double().requires_grad_(True) for x, _, _, _ in inputs]
+    ws = [w.double().requires_grad_(True) for _, w, _, _ in inputs]
+    outs = reference_adjoint.adjoint(xs, [_w(w, tr) for w in ws], [b for _, _, b, _ in inputs], ep=2, tp=2,
+                                     shard_type=st, dtype=torch.float64)
+    loss = sum((o * inp[3][0].double()).sum() for o, inp in zip(outs, inputs))
+    grads = torch.autograd.grad(loss, xs + ws, create_graph=True)
+    p = sum((gx * r[2].double()).sum() + (gw * r[3].double()).sum() for gx, gw, r in zip(grads[:4], grads[4:], res))
+    p.backward()
+    for r in range(4):
+        _compare({"x": res[r][0], "w": res[r][1], "b": None}, {"x": xs[r].grad, "w": ws[r].grad, "b": None},
+                 f"adjoint double backward rank {r}")

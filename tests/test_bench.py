@@ -8,7 +8,8 @@ import torch
 
 from moe_mc2 import bench
 
-KEYS = {"fused_ms", "unfused_ms", "comm_ms", "compute_ms", "speedup", "overlap", "fused_peak_mb", "unfused_peak_mb"}
+KEYS = {"fused_ms", "unfused_ms", "comm_ms", "compute_ms", "speedup", "overlap", "fused_peak_mb", "unfused_peak_mb",
+        "fused_noagree_ms", "agree_ms", "agree_pct"}
 
 
 def _same_result(ctx, cfg):
@@ -53,7 +54,35 @@ def test_main_prints_json_last(capsys, tmp_path):
 
 def test_main_rejects_bad_shapes(capsys):
     assert bench.main(["--E", "3", "--quiet"]) == 2  # E not a multiple of ep
-    assert "E" in capsys.readouterr().err
+    assert "--E=3 breaks rule [E.multiple]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["--C", "3", "--M", "7"], "--C=3 breaks rule [C.multiple]"),  # never rounded down to C = 2
+    (["--M", "7"], "--M=7 breaks rule [M.multiple]"),
+    (["--C", "1"], "--C=1 breaks rule [C.multiple]"),  # in the user's terms, not x=(8, 0, 1024)
+    (["--shard-type", "0", "--H", "5"], "--H=5 breaks rule [H.multiple]"),
+    (["--ep", "3"], "--ep=3 breaks rule [ep.world_size]"),
+    (["--act", "tanh"], "--act='tanh' breaks rule [act_type.value]"),
+    (["--iters", "0"], "--iters=0"),
+])
+def test_bench_and_demo_check_flags_before_starting_ranks(capsys, argv, text):
+    from moe_mc2 import demo
+
+    assert bench.main(argv + ["--quiet"]) == 2
+    assert text in capsys.readouterr().err
+    if "--iters" not in argv:
+        assert demo.main(argv) == 2
+        out = capsys.readouterr()
+        assert text in out.err and "starting" not in out.out  # no rank was started
+
+
+def test_soak_smoke(world_2x2):
+    cfg = bench.BenchConfig(E=4, C=8, H=16, M=8, dtype="float32")
+    s = bench.soak(cfg, 20, progress=False, world=world_2x2)
+    assert s["soak_calls"] == 20 and len(s["call_ms"]) == 10 and len(s["rss_mb"]) == 4
+    assert all(len(r) == 11 and min(r) > 0 for r in s["rss_mb"]) and all(v > 0 for v in s["call_ms"])
+    assert "RSS MB" in bench.soak_table(cfg, s)
 
 
 def test_live_bytes_counter():

@@ -1,4 +1,4 @@
-"""The op on real gloo worlds against the single-process reference (SPEC.md semantics)."""
+"""The op on real gloo worlds against the single-process reference (docs/contract.md semantics)."""
 import pytest
 
 from forward_cases import full_matrix, run_cases

@@ -1,4 +1,4 @@
-"""The reference against SPEC's collective description, and the tile planner's properties."""
+"""The reference against the contract's collective description, and the tile planner's properties."""
 import dataclasses
 import itertools
 
@@ -11,7 +11,7 @@ from moe_mc2.planning.tiles import cost_model, plan_forward, simulate
 
 
 def _collective_route(xs, ep, tp, shard_type, rank):
-    """y2 the way SPEC describes the collectives: all_to_all over ep, permute, all_gather over tp, permute."""
+    """y2 the way the contract describes the collectives: all_to_all over ep, permute, all_gather over tp, permute."""
     i, t = rank % ep, rank // ep
     E, d1, d2 = xs[0].shape
     El = E // ep
@@ -123,3 +123,27 @@ def test_activations_are_spec_formulas(act):
         yy = y[::40].clone().requires_grad_(True)
         activations.apply(yy, act).sum().backward()
         assert torch.allclose(activations.derivative(y[::40], act), yy.grad, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("backend", ["gloo", "nccl", "hccl"])
+def test_plan_is_a_function_of_the_call_not_of_the_host(monkeypatch, backend):
+    """Ranks on hosts with different core counts must plan alike (else they corrupt each other)."""
+    import os
+
+    from moe_mc2.runtime import adjoint
+    from moe_mc2.contract.adjoint_rules import check_adjoint
+
+    s = check_forward((8, 256, 1024), torch.bfloat16, (4, 1024, 512), torch.bfloat16, None, None, group_ep="a", ep=2,
+                      group_tp="b", tp=2, shard_type=1, act_type=1)
+    sa = check_adjoint((4, 512, 512), torch.bfloat16, (4, 512, 1024), torch.bfloat16, None, None, group_ep="a", ep=2,
+                       group_tp="b", tp=2, shard_type=1)
+    plans = []
+    for cores in (1, 2, 7, 64, 256):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        plan_forward.cache_clear()
+        adjoint.plan_tiles.cache_clear()
+        cost = cost_model(backend, "bfloat16", 4)
+        f = plan_forward(s, 2, cost)
+        plans.append((f.fingerprint, [(t.e0, t.e1, t.c0, t.c1) for t in f.tiles],
+                      adjoint.plan_tiles(sa, torch.bfloat16, backend).tiles))
+    assert all(p == plans[0] for p in plans), plans

@@ -23,6 +23,8 @@ def test_vectors_cover_every_rule_and_both_shard_types():
     assert {c["rule"] for c in INVALID} == RULE_IDS
     assert {c["shard_type"] for c in VALID} == {0, 1}
     assert len(VALID) >= 20
+    # groups of one rank: valid on the portable runtime, refused on the NPU
+    assert {(c["ep"], c["tp"]) for c in VALID if not c["npu"]} >= {(1, 1), (1, 2), (2, 1)}
 
 
 @pytest.mark.parametrize("case", VALID, ids=[c["name"] for c in VALID])
@@ -33,10 +35,12 @@ def test_valid_case_shapes(case):
     assert s.y1 == _expected(case, "y1")
     assert (s.y2 if want_y2 else (0, 0, 0)) == _expected(case, "y2")
     assert (s.y1 if want_y3 else (0, 0, 0)) == _expected(case, "y3")
-    if not case["npu"]:  # portable-only: the NPU rule set rejects it
-        with pytest.raises(ContractTypeError) as e:
+    if not case["npu"]:  # portable-only (float32 x, a group of 1): the NPU rule set rejects it
+        err = {"ValueError": ContractValueError, "TypeError": ContractTypeError}[case.get("npu_error", "TypeError")]
+        with pytest.raises(err) as e:
             rules.check_forward(**k, portable=False)
-        assert e.value.rule_id == "x.dtype"
+        assert (e.value.rule_id, e.value.arg) == (case.get("npu_rule", "x.dtype"), case.get("npu_arg", "x"))
+        assert "on the NPU" in str(e.value)
 
 
 @pytest.mark.parametrize("case", INVALID, ids=[c["name"] for c in INVALID])

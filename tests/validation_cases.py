@@ -1,6 +1,8 @@
 """Bad calls executed on every rank of a world: each must raise before any collective."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 import moe_mc2
@@ -50,6 +52,25 @@ def bad_calls(ctx):
         # shard_type 1 shapes do not depend on tp, so only the real group size can object
         ("group size", ValueError, "group.size", x, w, dict(kw, group_tp_worldsize=ctx.tp * 2)),
         ("shard 0 H", ValueError, "weight.hidden", x, w, dict(kw, shard_type=0)),  # H = 8 * tp != 8
+        # a wrong world size is a group problem, not the weight shape it would imply
+        ("ep size of another group", ValueError, "group.size", x, w, dict(kw, group_ep_worldsize=ctx.ep * 2)),
+        # Python types: the schema would turn True into 1 and "False" into True
+        ("shard_type bool", TypeError, "shard_type.value", x, w, dict(kw, shard_type=True)),
+        ("act_type bool", TypeError, "act_type.value", x, w, dict(kw, act_type=True)),
+        ("flag str", TypeError, "flag.type", x, w, dict(kw, need_allgather_out="False")),
+        ("flag int", TypeError, "flag.type", x, w, dict(kw, need_activation_feature=1)),
+        ("world size bool", TypeError, "tp.world_size", x, w, dict(kw, group_tp_worldsize=True)),
+        ("group None", TypeError, "group.name", x, w, dict(kw, group_ep=None)),
+        ("group int", TypeError, "group.name", x, w, dict(kw, group_tp=0)),
+        ("x list", TypeError, "x.type", x.tolist(), w, kw),
+        ("x numpy", TypeError, "x.type", x.float().numpy(), w, kw),
+        ("weight None", TypeError, "weight.type", x, None, kw),
+        ("bias list", TypeError, "bias.type", x, w, dict(kw, bias=[0.0] * 6)),
+        ("meta weight", ValueError, "weight.device", x, w.to("meta"), kw),
+        ("meta bias", ValueError, "bias.device", x, w, dict(kw, bias=kw["bias"].to("meta"))),
+        ("tiles env", ValueError, "env.value", x, w, dict(kw, _env=("MOE_MC2_TILES", "abc"))),
+        ("expert tiles env", ValueError, "env.value", x, w, dict(kw, _env=("MOE_MC2_EXPERT_TILES", "-1"))),
+        ("agreement env", ValueError, "env.value", x, w, dict(kw, _env=("MOE_MC2_AGREEMENT", "sometimes"))),
     ]
     return cases
 
@@ -58,12 +79,23 @@ def run_bad_calls(ctx):
     """{name: (exception type name, rule id, message)} for every bad call, then one good call."""
     out = {}
     for name, _etype, _rule, x, w, kw in bad_calls(ctx):
+        kw = dict(kw)
+        env = kw.pop("_env", None)
+        old = None if env is None else os.environ.get(env[0])
         try:
+            if env is not None:
+                os.environ[env[0]] = env[1]
             moe_mc2.npu_alltoall_allgather_bmm(x, w, **kw)
             out[name] = ("no exception", None, "")
         except Exception as exc:  # noqa: BLE001 - reported to the test
             out[name] = (type(exc).__name__, getattr(exc, "rule_id", None), str(exc),
                          isinstance(exc, ValueError), isinstance(exc, TypeError))
+        finally:
+            if env is not None:
+                if old is None:
+                    del os.environ[env[0]]
+                else:
+                    os.environ[env[0]] = old
     x, w, kw = _good(ctx)
     y1, _, _ = moe_mc2.npu_alltoall_allgather_bmm(x, w, **kw)  # the world is still usable
     out["__good__"] = tuple(y1.shape)

@@ -55,7 +55,15 @@ RuleError Fail(const char *rule, const char *arg, const char *error, const std::
     return r;
 }
 
-bool IsWorldSize(int64_t v) { return v == 2 || v == 4 || v == 8 || v == 16; }
+// CANN's kernel takes 2, 4, 8 and 16 ranks per group; the portable runtime also runs pure
+// expert- or tensor-parallel layers (a group of 1).
+bool IsWorldSize(int64_t v, bool portable) { return (portable && v == 1) || v == 2 || v == 4 || v == 8 || v == 16; }
+
+std::string WorldSizeRule(bool portable)
+{
+    return portable ? "must be in {1, 2, 4, 8, 16}"
+                    : "must be in {2, 4, 8, 16} on the NPU (CANN's kernel; only the portable runtime also takes 1)";
+}
 
 bool GroupNameOk(const std::string &g) { return !g.empty() && g.size() < 128U; }
 
@@ -75,13 +83,13 @@ RuleError Validate(const Args &a, bool portable)
         return Fail("act_type.value", "act_type", "ValueError",
                     "got " + std::to_string(a.actType) + ", must be one of None/GELU/Silu/Relu/FastGELU (0..4)");
     }
-    if (!IsWorldSize(a.ep)) {
+    if (!IsWorldSize(a.ep, portable)) {
         return Fail("ep.world_size", "group_ep_worldsize", "ValueError",
-                    "got " + std::to_string(a.ep) + ", must be in {2, 4, 8, 16}");
+                    "got " + std::to_string(a.ep) + ", " + WorldSizeRule(portable));
     }
-    if (!IsWorldSize(a.tp)) {
+    if (!IsWorldSize(a.tp, portable)) {
         return Fail("tp.world_size", "group_tp_worldsize", "ValueError",
-                    "got " + std::to_string(a.tp) + ", must be in {2, 4, 8, 16}");
+                    "got " + std::to_string(a.tp) + ", " + WorldSizeRule(portable));
     }
     if (!GroupNameOk(a.groupEp)) {
         return Fail("group.name", "group_ep", "ValueError",
@@ -102,7 +110,7 @@ RuleError Validate(const Args &a, bool portable)
     if (!xTypeOk) {
         return Fail("x.dtype", "x", "TypeError",
                     std::string("dtype ") + DTypeName(a.xDtype) +
-                        (portable ? " must be float16, bfloat16 or float32" : " must be float16 or bfloat16"));
+                        (portable ? " must be float16, bfloat16 or float32" : " must be float16 or bfloat16 on the NPU"));
     }
     if (a.weight.size() != 3U) {
         return Fail("weight.rank", "weight", "ValueError", "shape " + ShapeStr(a.weight) + " must be 3-D");

@@ -2,9 +2,9 @@
  * Portable core (C++17, no CANN header): the input rules of
  * AlltoAllAllGatherBatchMatMul and its shape inference.
  *
- * The rules and their order are the contract of /SPEC.md "Inputs and their
- * rules"; each failure carries the rule id, the Python argument name and the
- * Python exception class, exactly as tests/vectors/forward_invalid.json lists.
+ * The rules and their order are the contract of docs/contract.md "Rules";
+ * each failure carries the rule id, the Python argument name and the Python
+ * exception class, exactly as tests/vectors/forward_invalid.json lists.
  */
 #ifndef MOE_MC2_AAG_BMM_RULES_H
 #define MOE_MC2_AAG_BMM_RULES_H
@@ -54,12 +54,13 @@ struct RuleError {
 };
 
 /* Checks every rule in contract order, first failure wins.
- * portable=false is the NPU kernel (float32 x is rejected with x.dtype);
- * portable=true accepts float32 as the Python fallback path does. */
+ * portable=false is the NPU kernel (float32 x is rejected with x.dtype, a
+ * group of 1 rank with ep.world_size / tp.world_size); portable=true accepts
+ * both, as the portable runtime does. */
 RuleError Validate(const Args &a, bool portable = false);
 
 // The call of problem sizes (ep, tp, shard type, E, C, H, M) in dtype `dt`, groups "ep"/"tp":
-// x and the (logical, untransposed) weight shaped as SPEC lays them out for that shard type.
+// x and the (logical, untransposed) weight shaped as the contract lays them out for that shard type.
 Args ArgsFor(int64_t ep, int64_t tp, int64_t shard, int64_t E, int64_t C, int64_t H, int64_t M,
              DType dt = DType::kFloat16);
 

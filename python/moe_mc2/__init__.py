@@ -2,15 +2,18 @@
 
 AllToAll over the expert-parallel group -> AllGather over the tensor-parallel group ->
 batched matmul -> bias -> activation, with communication hidden behind computation.
-Semantics: SPEC.md. Importing registers `torch.ops.moe_mc2.*` (and, where torchair or
+Semantics, rules and the agreement across ranks: docs/contract.md. Importing registers `torch.ops.moe_mc2.*` (and, where torchair or
 torch_npu is importable, the graph converter and the NPU kernel).
 """
 from . import ops as _ops
 from .contract.activations import Act
-from .contract.errors import ContractTypeError, ContractValueError, ContractViolation
+from .contract.errors import (CollectiveError, ContractTypeError, ContractValueError, ContractViolation, RankFailed,
+                              RanksDisagree)
 from .ops import npu_alltoall_allgather_bmm
+from .runtime.agreement import set_enabled as set_agreement
 
-__all__ = ["npu_alltoall_allgather_bmm", "Act", "ContractViolation", "ContractValueError", "ContractTypeError"]
+__all__ = ["npu_alltoall_allgather_bmm", "Act", "ContractViolation", "ContractValueError", "ContractTypeError",
+           "RanksDisagree", "RankFailed", "CollectiveError", "set_agreement"]
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,6 @@
 """torch.library registration of `moe_mc2::npu_bmm_reducescatter_alltoall`: schema, fake, kernels.
 
-BatchMatMul -> ReduceScatter over tp -> bias -> AllToAll over ep (SPEC.md, "The companion op").
+BatchMatMul -> ReduceScatter over tp -> bias -> AllToAll over ep (docs/contract.md, "The companion op").
 It is the row-parallel second linear of an MoE MLP and, with bias=None, the gradient route of
 `npu_alltoall_allgather_bmm` with respect to x. Autograd for both ops lives in `autograd.py`.
 """
@@ -53,12 +53,11 @@ def npu_bmm_reducescatter_alltoall(
     x `(E/ep, ep*C, M/tp)`, weight logically `(E/ep, M/tp, H)` (any strides, e.g. the transpose
     of the forward op's weight), bias `(E/ep, Hb)` or `(E/ep, 1, Hb)`; out `(E, C/tp, H)` for
     shard_type 1, `(E, C, H/tp)` for shard_type 0 (Hb = H or H/tp likewise). `group_ep`/`group_tp`
-    are ProcessGroups or their `group_name`s. Semantics: SPEC.md.
+    are ProcessGroups, their `group_name`s or HCCL communicator names. As for the forward op, the
+    ranks agree on the call before any data moves. Semantics and rules: docs/contract.md.
     """
-    from .runtime.groups import group_name
+    from .ops import normalize_call
 
-    return torch.ops.moe_mc2.npu_bmm_reducescatter_alltoall(
-        x, weight, bias=bias,
-        group_ep=group_name(group_ep), group_ep_worldsize=group_ep_worldsize,
-        group_tp=group_name(group_tp), group_tp_worldsize=group_tp_worldsize,
-        shard_type=0 if shard_type is None else shard_type)
+    args = normalize_call(ADJOINT_OP_NAME, x, weight, bias, group_ep, group_ep_worldsize, group_tp,
+                          group_tp_worldsize, shard_type)
+    return torch.ops.moe_mc2.npu_bmm_reducescatter_alltoall(x, weight, bias=bias, **args)

@@ -17,7 +17,14 @@ autograd.Function that redispatches below autograd, exactly what register_autogr
 
 What is saved: y2 only when weight needs a gradient (the forward is asked for y2 internally; the
 user's y2 stays empty if they did not ask), y3 when the activation needs it (Relu uses y1 > 0
-instead), weight when x needs a gradient. Double backward is not supported.
+instead), weight when x needs a gradient.
+
+Higher derivatives. The internal y2 and y3 are outputs of the autograd.Function (the user gets
+them only when asked), so under `create_graph=True` the saved y2/y3 carry their dependence on
+x, weight and bias, and every step of both backwards is itself differentiable: torch ops, the
+two ops (through these same kernels), and the y2 route, whose derivative is the gather. So the
+first-order gradients carry a graph whenever they depend on a leaf, and double backward equals
+single-process autograd (tests/test_autograd.py checks both ops).
 """
 from __future__ import annotations
 
@@ -93,8 +100,8 @@ def forward_backward(ctx, g1, g2, g3u):
     g3 = None
     if g1 is not None:
         g3 = g1.float()
-        if ctx.act == Act.RELU:
-            g3 = g3 * (act_src > 0)
+        if ctx.act == Act.RELU:  # as torch's relu: a graph through y1 with a zero second derivative
+            g3 = torch.ops.aten.threshold_backward(g3, act_src.to(g3.dtype), 0)
         elif ctx.act != Act.NONE:
             g3 = g3 * activations.derivative(act_src.float(), ctx.act)
     if g3u is not None and g3u.numel():
@@ -112,32 +119,72 @@ def forward_backward(ctx, g1, g2, g3u):
             shape, dtype = ctx.bias_meta
             grad_b = g3.sum(1).reshape(shape).to(dtype)
     if need_x and g2 is not None and g2.numel():
-        from .runtime import adjoint
-
-        routed = adjoint.run(g2, None, None, group_ep=kw["group_ep"], ep=kw["group_ep_worldsize"],
-                             group_tp=kw["group_tp"], tp=kw["group_tp_worldsize"], shard_type=kw["shard_type"])
+        routed = _Route.apply(g2, _group_kw(kw))
         grad_x = routed if grad_x is None else grad_x + routed
     return grad_x, grad_w, grad_b, None
 
 
+def _group_kw(kw) -> tuple:
+    return (kw["group_ep"], kw["group_ep_worldsize"], kw["group_tp"], kw["group_tp_worldsize"], kw["shard_type"])
+
+
+def _route(g, gkw):
+    """The adjoint of the forward op's gather (its y2): out rows back to the ranks x came from."""
+    from .runtime import adjoint
+
+    group_ep, ep, group_tp, tp, st = gkw
+    return adjoint.run(g, None, None, group_ep=group_ep, ep=ep, group_tp=group_tp, tp=tp, shard_type=st)
+
+
+def _gather(x, gkw):
+    """The forward op's y2 (AllToAll + AllGather of x), through the op with a one-column weight."""
+    group_ep, ep, group_tp, tp, st = gkw
+    H = x.shape[2] if st == 1 else x.shape[2] * tp
+    w = x.new_zeros((x.shape[0] // ep, H, 1))
+    with torch._C._AutoDispatchBelowAutograd():
+        return torch.ops.moe_mc2.npu_alltoall_allgather_bmm(
+            x, w, group_ep=group_ep, group_ep_worldsize=ep, group_tp=group_tp, group_tp_worldsize=tp,
+            shard_type=st, act_type=0, need_allgather_out=True)[1]
+
+
+class _Route(torch.autograd.Function):
+    """route(g) (linear); its derivative is the gather, so grads through it stay differentiable."""
+
+    @staticmethod
+    def forward(ctx, g, gkw):
+        ctx.gkw = gkw
+        return _route(g, gkw)
+
+    @staticmethod
+    def backward(ctx, h):
+        return _Gather.apply(h.contiguous(), ctx.gkw), None
+
+
+class _Gather(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, gkw):
+        ctx.gkw = gkw
+        return _gather(x, gkw)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _Route.apply(g.contiguous(), ctx.gkw), None
+
+
 class _ForwardFn(torch.autograd.Function):
+    """(y1, y2, y3) with y2 / y3 produced whenever backward needs them: they are outputs so that
+    the saved copies keep their graph under create_graph (see the module doc)."""
+
     @staticmethod
     def forward(ctx, x, weight, bias, meta):
         keyset, kw, needs = meta
-        act = kw["act_type"]
-        user_y2, user_y3 = bool(kw["need_allgather_out"]), bool(kw["need_activation_feature"]) and act != 0
-        run_kw = dict(kw)
-        run_kw["need_allgather_out"] = user_y2 or needs[1]
-        run_kw["need_activation_feature"] = user_y3 or act not in (Act.NONE, Act.RELU)
-        y1, y2, y3 = _below_autograd(_FORWARD_OP, keyset, x, weight, bias=bias, **run_kw)
-        forward_setup_context(ctx, (x, weight), dict(run_kw, bias=bias), (y1, y2, y3), needs=needs)
+        y1, y2, y3 = _below_autograd(_FORWARD_OP, keyset, x, weight, bias=bias, **kw)
+        forward_setup_context(ctx, (x, weight), dict(kw, bias=bias), (y1, y2, y3), needs=needs)
         ctx.set_materialize_grads(False)
-        out2 = y2 if user_y2 else x.new_empty(EMPTY_OUTPUT_SHAPE)
-        out3 = y3 if user_y3 else x.new_empty(EMPTY_OUTPUT_SHAPE)
-        for t in (out2, out3):
+        for t in (y2, y3):
             if t.numel() == 0:
                 ctx.mark_non_differentiable(t)
-        return y1, out2, out3
+        return y1, y2, y3
 
     @staticmethod
     def backward(ctx, g1, g2, g3):
@@ -150,7 +197,14 @@ def _forward_autograd(keyset, x, weight, **kw):
     if not _needs_grad(x, weight, bias):
         return _below_autograd(_FORWARD_OP, keyset, x, weight, bias=bias, **kw)
     needs = tuple(t is not None and t.requires_grad for t in (x, weight, bias))
-    return _ForwardFn.apply(x, weight, bias, (keyset, kw, needs))
+    act = kw["act_type"]
+    user_y2, user_y3 = bool(kw["need_allgather_out"]), bool(kw["need_activation_feature"]) and act != 0
+    run_kw = dict(kw)
+    run_kw["need_allgather_out"] = user_y2 or needs[1]
+    run_kw["need_activation_feature"] = user_y3 or act not in (Act.NONE, Act.RELU)
+    y1, y2, y3 = _ForwardFn.apply(x, weight, bias, (keyset, run_kw, needs))
+    return (y1, y2 if user_y2 else x.new_empty(EMPTY_OUTPUT_SHAPE),
+            y3 if user_y3 else x.new_empty(EMPTY_OUTPUT_SHAPE))
 
 
 # --- the adjoint op ----------------------------------------------------------------------------

@@ -5,8 +5,12 @@ One run starts ep x tp ranks (LocalWorld, gloo) and measures, after warm-up, the
   compute  the batched matmul + fp32 epilogue (bias, activation) on already-gathered input
   unfused  all_to_all_single -> permute copy -> all_gather -> permute copy -> bmm -> bias -> activation
   fused    moe_mc2.npu_alltoall_allgather_bmm
+  fused, agreement off   the same with MOE_MC2_AGREEMENT=0 (no signature exchange)
+  agreement              the signature exchange alone (runtime/agreement.py): what every call pays
 An iteration's time is the slowest rank's (all ranks start together after a barrier).
   speedup = unfused / fused;   overlap = (comm + compute - fused) / min(comm, compute)
+  agree_pct = agreement / fused (the agreement's share of the call, %); the last three are timed
+  interleaved, one call of each per iteration
 (overlap 1: the shorter of comm and compute is fully hidden; 0: none; < 0: fused is slower than
 doing both back to back).
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -138,6 +143,25 @@ def fused(ctx, cfg, x, w, b, act):
         group_tp_worldsize=cfg.tp, shard_type=cfg.shard_type, act_type=act)[0]
 
 
+def agreement_only(ctx, cfg, x, w, b, act):
+    """What the agreement adds to a call: build this rank's signature, exchange it over both
+    groups, decide (runtime/agreement.py) - exactly the steps of the op's kernel."""
+    from .contract.names import OP_NAME
+    from .runtime import agreement
+
+    El = cfg.E // cfg.ep
+    agreement.confirm(OP_NAME, agreement.signature(
+        OP_NAME, ep=cfg.ep, tp=cfg.tp, shard_type=cfg.shard_type, act_type=act, x=x,
+        weight_shape=(El, cfg.H, cfg.M // cfg.tp), bias=b), ctx.ep_group, ctx.tp_group)
+
+
+def fused_without_agreement(ctx, cfg, x, w, b, act):
+    from .runtime import agreement
+
+    with agreement.enabled_as(False):
+        return fused(ctx, cfg, x, w, b, act)
+
+
 def fused_kernel(ctx, cfg, x, w, b, act):
     """The fused op's CPU kernel called directly (runtime/forward.run): for the memory count, where
     a dispatch mode must see the kernel's own allocations (it sees a custom op only as one call)."""
@@ -175,20 +199,27 @@ class _LiveBytes(torch.utils._python_dispatch.TorchDispatchMode):
 
 
 def _timed(ctx, fn, iters, warmup, label, progress):
+    return _timed_together(ctx, {label: fn}, iters, warmup, progress)[label]
+
+
+def _timed_together(ctx, fns: dict, iters, warmup, progress) -> dict:
+    """Each iteration runs every function once, in turn (so slow drifts of a shared machine hit
+    them alike); per function the slowest rank's time of each iteration after warm-up."""
     import torch.distributed as dist
 
-    times = []
+    times = {label: [] for label in fns}
     for k in range(warmup + iters):
-        dist.barrier()
-        t0 = time.perf_counter()
-        fn()
-        dt = torch.tensor([time.perf_counter() - t0], dtype=torch.float64)
-        dist.all_reduce(dt, op=dist.ReduceOp.MAX)
-        if k >= warmup:
-            times.append(dt.item())
-        if progress and ctx.rank == 0:
-            phase = "warm-up" if k < warmup else f"{k - warmup + 1}/{iters}"
-            print(f"[bench] {label:<8} {phase:<8} {dt.item() * 1e3:8.2f} ms", file=sys.stderr, flush=True)
+        for label, fn in fns.items():
+            dist.barrier()
+            t0 = time.perf_counter()
+            fn()
+            dt = torch.tensor([time.perf_counter() - t0], dtype=torch.float64)
+            dist.all_reduce(dt, op=dist.ReduceOp.MAX)
+            if k >= warmup:
+                times[label].append(dt.item())
+            if progress and ctx.rank == 0:
+                phase = "warm-up" if k < warmup else f"{k - warmup + 1}/{iters}"
+                print(f"[bench] {label:<13} {phase:<8} {dt.item() * 1e3:8.2f} ms", file=sys.stderr, flush=True)
     return times
 
 
@@ -218,10 +249,15 @@ def bench_rank(ctx, cfg: BenchConfig, progress: bool = True, trace_fused: bool =
         "compute": lambda: _compute_only(cfg, y2, w, b, act),
         "unfused": lambda: unfused(ctx, cfg, x, w, b, act),
         "fused": lambda: fused(ctx, cfg, x, w, b, act),
+        "fused_noagree": lambda: fused_without_agreement(ctx, cfg, x, w, b, act),
+        "agreement": lambda: agreement_only(ctx, cfg, x, w, b, act),
     }
     out = {"times": {}, "peak": {}}
+    together = ("fused", "fused_noagree", "agreement")  # compared with each other: interleaved
     for name, fn in runs.items():
-        out["times"][name] = _timed(ctx, fn, cfg.iters, cfg.warmup, name, progress)
+        if name not in together:
+            out["times"][name] = _timed(ctx, fn, cfg.iters, cfg.warmup, name, progress)
+    out["times"].update(_timed_together(ctx, {k: runs[k] for k in together}, cfg.iters, cfg.warmup, progress))
     import torch.distributed as dist
 
     mem_runs = {"unfused": runs["unfused"], "fused": lambda: fused_kernel(ctx, cfg, x, w, b, act)}
@@ -242,6 +278,81 @@ def bench_rank(ctx, cfg: BenchConfig, progress: bool = True, trace_fused: bool =
     return out
 
 
+# --- the soak: many calls, memory and time per call over the run --------------------------------
+
+def _rss_mb() -> float:
+    """This process's resident set size (Linux /proc; the peak from getrusage elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    except OSError:  # pragma: no cover - not Linux
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def soak_rank(ctx, cfg: BenchConfig, calls: int, windows: int = 10, progress: bool = True):
+    """`calls` fused calls back to back; RSS before and after each of `windows` equal windows,
+    and the median call time of each window."""
+    import gc
+
+    import torch.distributed as dist
+
+    from .contract.activations import parse_act_type
+
+    act = parse_act_type(cfg.act)
+    x, w, b = _inputs(ctx, cfg)
+    per = max(1, calls // windows)
+    fused(ctx, cfg, x, w, b, act)  # warm-up
+    gc.collect()
+    dist.barrier()
+    rss, ms, times = [_rss_mb()], [], []
+    for k in range(calls):
+        t0 = time.perf_counter()
+        fused(ctx, cfg, x, w, b, act)
+        times.append(time.perf_counter() - t0)
+        if (k + 1) % per == 0 or k + 1 == calls:
+            rss.append(_rss_mb())
+            ms.append(statistics.median(times) * 1e3)
+            times = []
+            if progress and ctx.rank == 0:
+                print(f"[soak] {k + 1:>7} calls  rss {rss[-1]:7.1f} MB  median {ms[-1]:7.3f} ms/call",
+                      file=sys.stderr, flush=True)
+    return {"rss_mb": rss, "call_ms": ms}
+
+
+def soak(cfg: BenchConfig, calls: int, *, progress: bool = True, world=None) -> dict:
+    """Run the soak on a LocalWorld (started unless given); per rank RSS, per window ms."""
+    from .launch import LocalWorld
+
+    validate(cfg)
+    own = world is None
+    if own:
+        world = LocalWorld(cfg.ep, cfg.tp, threads_per_rank=cfg.threads_per_rank or None)
+    try:
+        per_rank = world.run(soak_rank, cfg, calls, 10, progress)
+    finally:
+        if own:
+            world.close()
+    windows = len(per_rank[0]["call_ms"])
+    return {
+        "soak_calls": calls,
+        "rss_mb": [[round(v, 1) for v in r["rss_mb"]] for r in per_rank],
+        "call_ms": [round(max(r["call_ms"][k] for r in per_rank), 3) for k in range(windows)],
+    }
+
+
+def soak_table(cfg: BenchConfig, s: dict) -> str:
+    lines = [f"soak: {s['soak_calls']} calls of npu_alltoall_allgather_bmm on {cfg.ep}x{cfg.tp} CPU ranks: E={cfg.E} "
+             f"C={cfg.C} H={cfg.H} M={cfg.M} {cfg.dtype}",
+             f"{'rank':>4} {'RSS MB before':>14} {'after':>8} {'min':>8} {'max':>8}"]
+    for r, v in enumerate(s["rss_mb"]):
+        lines.append(f"{r:>4} {v[0]:>14.1f} {v[-1]:>8.1f} {min(v):>8.1f} {max(v):>8.1f}")
+    lines.append("median ms per call, per tenth of the run (slowest rank): "
+                 + " ".join(f"{v:.3f}" for v in s["call_ms"]))
+    return "\n".join(lines)
+
+
 # --- the driver ---------------------------------------------------------------------------------
 
 def summarize(per_rank: List[dict]) -> Dict[str, float]:
@@ -251,6 +362,9 @@ def summarize(per_rank: List[dict]) -> Dict[str, float]:
     peak = {k: max(r["peak"][k] for r in per_rank) / 2 ** 20 for k in ("fused", "unfused")}
     return {
         "fused_ms": round(fused_ms, 3),
+        "fused_noagree_ms": round(med["fused_noagree"], 3),
+        "agree_ms": round(med["agreement"], 3),
+        "agree_pct": round(100 * med["agreement"] / fused_ms, 2),
         "unfused_ms": round(unfused_ms, 3),
         "comm_ms": round(comm, 3),
         "compute_ms": round(compute, 3),
@@ -271,8 +385,11 @@ def table(cfg: BenchConfig, s: Dict[str, float]) -> str:
         f"{'compute only (bmm + epilogue)':<34}{s['compute_ms']:>10.2f}{'':>10}",
         f"{'unfused sequence':<34}{s['unfused_ms']:>10.2f}{s['unfused_peak_mb']:>10.2f}",
         f"{'fused op':<34}{s['fused_ms']:>10.2f}{s['fused_peak_mb']:>10.2f}",
+        f"{'fused op, agreement off':<34}{s['fused_noagree_ms']:>10.2f}",
+        f"{'agreement (signature exchange)':<34}{s['agree_ms']:>10.2f}",
         f"speedup (unfused / fused) = {s['speedup']:.2f}    "
-        f"overlap ((comm + compute - fused) / min) = {s['overlap']:.2f}",
+        f"overlap ((comm + compute - fused) / min) = {s['overlap']:.2f}    "
+        f"agreement = {s['agree_pct']:.1f} % of the fused call",
     ]
     return "\n".join(lines)
 
@@ -330,6 +447,8 @@ def parse_args(argv) -> tuple:
     p.add_argument("--json", action="store_true", help="print one JSON line last")
     p.add_argument("--plot", metavar="FILE", help="write a per-rank timeline of one fused call (PNG)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--soak", type=int, metavar="N", default=0,
+                   help="instead: N fused calls back to back, RSS per rank and time per call over the run")
     a = p.parse_args(argv)
     cfg = BenchConfig(ep=a.ep, tp=a.tp, E=a.E, C=a.C, H=a.H, M=a.M, dtype=a.dtype, iters=a.iters, warmup=a.warmup,
                       shard_type=a.shard_type, act=a.act, bias=a.bias, threads_per_rank=a.threads_per_rank)
@@ -337,16 +456,15 @@ def parse_args(argv) -> tuple:
 
 
 def validate(cfg: BenchConfig):
-    """The op's rules on the benchmark's shapes, before any process starts."""
-    from .contract.activations import parse_act_type
-    from .contract.rules import check_forward
+    """Every size in the user's terms (flags), before any process starts (contract/problem.py)."""
+    from .contract.problem import check_problem
 
-    xs = (cfg.E, cfg.C // cfg.tp, cfg.H) if cfg.shard_type == 1 else (cfg.E, cfg.C, cfg.H // cfg.tp)
-    if (cfg.shard_type == 1 and cfg.C % cfg.tp) or (cfg.shard_type == 0 and cfg.H % cfg.tp) or cfg.M % cfg.tp:
-        raise ValueError(f"C (shard_type 1) or H (shard_type 0) and M must be multiples of tp={cfg.tp}")
-    check_forward(xs, cfg.torch_dtype, (cfg.E // cfg.ep, cfg.H, cfg.M // cfg.tp), cfg.torch_dtype, None, None,
-                  group_ep="ep", ep=cfg.ep, group_tp="tp", tp=cfg.tp, shard_type=cfg.shard_type,
-                  act_type=parse_act_type(cfg.act))
+    check_problem("python -m moe_mc2 bench", ep=cfg.ep, tp=cfg.tp, E=cfg.E, C=cfg.C, H=cfg.H, M=cfg.M, shard_type=cfg.shard_type,
+                  dtype=cfg.torch_dtype, act=cfg.act)
+    for flag, v, low in (("--iters", cfg.iters, 1), ("--warmup", cfg.warmup, 0),
+                         ("--threads-per-rank", cfg.threads_per_rank, 0)):
+        if v < low:
+            raise ValueError(f"{flag}={v} must be >= {low}")
 
 
 def run(cfg: BenchConfig, *, progress: bool = True, plot: Optional[str] = None, world=None):
@@ -376,8 +494,14 @@ def main(argv=None) -> int:
     try:
         validate(cfg)
     except (ValueError, TypeError) as exc:
-        print(f"bench: {exc}", file=sys.stderr)
+        print(exc if str(exc).startswith("python -m") else f"bench: {exc}", file=sys.stderr)
         return 2
+    if a.soak:
+        result = soak(cfg, a.soak, progress=not a.quiet)
+        print(soak_table(cfg, result))
+        if a.json:
+            print(json.dumps(result))
+        return 0
     summary, _ = run(cfg, progress=not a.quiet, plot=a.plot)
     print(table(cfg, summary))
     if a.plot:

@@ -70,10 +70,23 @@ def _rank_main(ctx, a):
     }
 
 
+def validate(a) -> None:
+    """Every size in the user's terms (flags), before any rank starts (contract/problem.py)."""
+    from .contract.problem import check_problem
+
+    check_problem("python -m moe_mc2 demo", ep=a.ep, tp=a.tp, E=a.E, C=a.C, H=a.H, M=a.M, shard_type=a.shard_type,
+                  dtype=DTYPES[a.dtype], act=a.act)
+
+
 def main(argv=None) -> int:
     from .launch import LocalWorld
 
     a = parse(argv)
+    try:
+        validate(a)
+    except (ValueError, TypeError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
     ep, tp = a.ep, a.tp
     print(f"moe_mc2 demo: ep={ep} tp={tp} E={a.E} C={a.C} H={a.H} M={a.M} dtype={a.dtype} act={a.act} "
           f"shard_type={a.shard_type} bias={a.bias}", flush=True)

@@ -20,8 +20,9 @@ from torch import nn
 from .adjoint_ops import npu_bmm_reducescatter_alltoall
 from .contract import activations
 from .contract.rules import bias_dtype_for
+from .contract.errors import ContractValueError
 from .ops import npu_alltoall_allgather_bmm
-from .runtime.groups import group_name
+from .runtime import groups
 
 
 def init_full(E: int, H: int, M: int, *, seed: int = 0, bias: bool = True, dtype=torch.float32) -> Dict[str, torch.Tensor]:
@@ -63,20 +64,27 @@ class ExpertMLP(nn.Module):
                  shard_type: int = 1, bias: bool = True, dtype=torch.float32, device=None,
                  transpose_weight: bool = False, seed: int = 0):
         super().__init__()
-        self.group_ep, self.group_tp = group_name(group_ep), group_name(group_tp)
-        pg_ep = group_ep if isinstance(group_ep, dist.ProcessGroup) else None
-        pg_tp = group_tp if isinstance(group_tp, dist.ProcessGroup) else None
-        if pg_ep is None or pg_tp is None:
-            from torch.distributed import distributed_c10d as c10d
-
-            pg_ep = pg_ep or c10d._resolve_process_group(self.group_ep)
-            pg_tp = pg_tp or c10d._resolve_process_group(self.group_tp)
+        op = "ExpertMLP"
+        pgs = []
+        for arg, group in (("group_ep", group_ep), ("group_tp", group_tp)):
+            name = groups.check_arg(op, arg, group)  # a ProcessGroup, a c10d name or an HCCL comm name
+            pg = groups.find(group)
+            if pg is None:
+                raise ContractValueError(op, arg, name, "group.exists",
+                                         "must name an existing group this rank belongs to (ProcessGroup, "
+                                         "c10d group name or HCCL communicator name)")
+            pgs.append(pg)
+        pg_ep, pg_tp = pgs
+        self.group_ep, self.group_tp = pg_ep.group_name, pg_tp.group_name
         self._pg_tp = pg_tp
         self.ep, self.tp = dist.get_world_size(pg_ep), dist.get_world_size(pg_tp)
         self.i, self.t = dist.get_rank(pg_ep), dist.get_rank(pg_tp)
-        if num_experts % self.ep or ffn % self.tp or (shard_type == 0 and hidden % self.tp):
-            raise ValueError(f"ExpertMLP: E={num_experts} must divide by ep={self.ep}, M={ffn} by tp={self.tp}"
-                             + (f", H={hidden} by tp" if shard_type == 0 else ""))
+        sizes = (("num_experts", num_experts, "E.multiple", "ep", self.ep), ("ffn", ffn, "M.multiple", "tp", self.tp))
+        if shard_type == 0:
+            sizes += (("hidden", hidden, "H.multiple", "tp", self.tp),)
+        for arg, value, rid, what, n in sizes:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value % n:
+                raise ContractValueError(op, arg, value, rid, f"must be a positive multiple of {what} = {n}")
         self.E, self.H, self.M = num_experts, hidden, ffn
         self.El, self.Mt = num_experts // self.ep, ffn // self.tp
         self.act_type = activations.parse_act_type(act_type)

@@ -62,19 +62,50 @@ def npu_alltoall_allgather_bmm(
 ):
     """AllToAll over ep -> AllGather over tp -> bmm -> bias -> activation; returns (y1, y2, y3).
 
-    `group_ep`/`group_tp` are ProcessGroups or their `group_name`s; `act_type` is a name
-    (None/GELU/Silu/Relu/FastGELU, any case) or its int 0-4. `weight` is logically
-    (E/ep, H, M/tp); `w.transpose(1, 2)` of a contiguous (E/ep, M/tp, H) tensor is taken as it
-    is. Outputs not asked for are empty tensors. Semantics: SPEC.md.
+    `group_ep`/`group_tp` are ProcessGroups, their c10d `group_name`s, or HCCL communicator
+    names; `act_type` is a name (None/GELU/Silu/Relu/FastGELU, any case) or its int 0-4. `weight`
+    is logically (El, H, M/tp); `w.transpose(1, 2)` of a contiguous (El, M/tp, H) tensor is taken
+    as it is. Outputs not asked for are empty tensors. Every rank checks its own call, then the
+    ranks agree on it before any data moves: a bad or differing call raises on every rank.
+    Semantics and rules: docs/contract.md.
     """
-    from .contract.activations import parse_act_type
-    from .runtime.groups import group_name
+    args = normalize_call(OP_NAME, x, weight, bias, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize,
+                          shard_type, act_type=act_type, need_allgather_out=need_allgather_out,
+                          need_activation_feature=need_activation_feature)
+    return torch.ops.moe_mc2.npu_alltoall_allgather_bmm(x, weight, bias=bias, **args)
 
-    return torch.ops.moe_mc2.npu_alltoall_allgather_bmm(
-        x, weight, bias=bias,
-        group_ep=group_name(group_ep), group_ep_worldsize=group_ep_worldsize,
-        group_tp=group_name(group_tp), group_tp_worldsize=group_tp_worldsize,
-        shard_type=0 if shard_type is None else shard_type,
-        act_type=parse_act_type(act_type),
-        need_allgather_out=bool(need_allgather_out),
-        need_activation_feature=bool(need_activation_feature))
+
+def normalize_call(op, x, weight, bias, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize, shard_type,
+                   **forward_only) -> dict:
+    """The schema's keyword arguments from the Python entry point's, with every Python type
+    checked first (the schema would silently turn True into 1 and "False" into True).
+
+    A rank whose arguments fail here still takes part in the agreement with its peers (they are
+    already waiting in it), so every rank raises the same error."""
+    from .contract.activations import parse_act_type
+    from .contract.errors import ContractViolation
+    from .contract.rules import Checker, check_flag, check_tensor_args
+    from .runtime import agreement, groups
+
+    try:
+        check_tensor_args(op, x, weight, bias)
+        chk = Checker(op)
+        out = {}
+        for arg, group, size_arg, size, rid in (("group_ep", group_ep, "group_ep_worldsize", group_ep_worldsize,
+                                                 "ep.world_size"),
+                                                ("group_tp", group_tp, "group_tp_worldsize", group_tp_worldsize,
+                                                 "tp.world_size")):
+            out[arg] = groups.check_arg(op, arg, group)
+            chk.type(isinstance(size, int) and not isinstance(size, bool), size_arg, size, rid, "must be an int")
+            out[size_arg] = size
+        shard = 0 if shard_type is None else shard_type
+        chk.type(isinstance(shard, int) and not isinstance(shard, bool), "shard_type", shard, "shard_type.value",
+                 "must be the int 0 or 1")
+        out["shard_type"] = shard
+        if forward_only:
+            out["act_type"] = parse_act_type(forward_only["act_type"], op=op)
+            for flag in ("need_allgather_out", "need_activation_feature"):
+                out[flag] = check_flag(op, flag, forward_only[flag])
+    except ContractViolation as exc:
+        agreement.reject(op, exc, group_ep, group_tp)
+    return out

@@ -1,4 +1,5 @@
-"""Single-process reference over a whole simulated ep x tp world, straight from SPEC.md.
+"""Single-process reference over a whole simulated ep x tp world, straight from the
+index formulas of docs/contract.md.
 
 Rank (i, t) has world rank r = t * ep + i. Inputs are lists indexed by world rank; the result
 is every rank's (y1, y2, y3). Arithmetic is float64 with one final rounding to x's dtype, so
@@ -19,7 +20,7 @@ def world_rank(i: int, t: int, ep: int) -> int:
 
 
 def gathered_input(xs: Sequence[torch.Tensor], i: int, ep: int, tp: int, shard_type: int) -> torch.Tensor:
-    """y2 of rank (i, *): the AllToAll + AllGather result, by SPEC's index formula."""
+    """y2 of rank (i, *): the AllToAll + AllGather result, by the contract's index formula."""
     x0 = xs[0]
     E, d1, d2 = x0.shape
     El = E // ep

@@ -1,6 +1,6 @@
 """Single-process reference of `npu_bmm_reducescatter_alltoall` over a whole ep x tp world.
 
-Straight from SPEC.md's index form, independent of the runtime: rank (i, t) has world rank
+Straight from the index form of docs/contract.md, independent of the runtime: rank (i, t) has world rank
 r = t * ep + i; inputs are lists indexed by world rank; float64 arithmetic, one rounding to x's
 dtype at the end.
 

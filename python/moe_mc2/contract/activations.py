@@ -1,4 +1,4 @@
-"""Activation table of SPEC.md: the Ascend C kernel formulas, not torch defaults."""
+"""Activation table of the contract (docs/contract.md): the Ascend C kernel formulas, not torch defaults."""
 from __future__ import annotations
 
 import enum
@@ -50,7 +50,7 @@ def parse_act_type(value, *, op: str = "npu_alltoall_allgather_bmm") -> int:
 def apply(y: torch.Tensor, act: int) -> torch.Tensor:
     """act(y), evaluated in y's dtype, differentiable (the reference and autograd tests use it).
 
-    The same formulas as `apply_into`; tests/test_reference_and_planner.py holds both to SPEC.
+    The same formulas as `apply_into`; tests/test_reference_and_planner.py holds both to the contract.
     """
     act = Act(act)
     if act is Act.NONE:

@@ -1,4 +1,4 @@
-"""SPEC.md's rules for the companion op `npu_bmm_reducescatter_alltoall` (the adjoint).
+"""The rules of the companion op `npu_bmm_reducescatter_alltoall` (the adjoint).
 
 Per rank: x `(El, ep*C, M/tp)`, weight logically `(El, M/tp, H)`, bias `(El, Hb)` or
 `(El, 1, Hb)` with `Hb = H` (shard_type 1) or `H/tp` (shard_type 0); out `(E, C/tp, H)`
@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import torch
 
 from .names import ADJOINT_OP_NAME
-from .rules import E_MAX, E_MIN, Checker, operands
+from .rules import E_MAX, E_MIN, Checker, check_tensor_args, operands
 
 ADJOINT_ONLY_RULES = ("rows.multiple", "C.multiple", "H.multiple", "weight.inner")
 
@@ -64,11 +64,12 @@ def check_adjoint(
     shard_type: int,
     portable: bool = True,
     op: str = ADJOINT_OP_NAME,
+    resolve=None,
 ) -> AdjointShapes:
     """Validate one adjoint call (weight in its logical (El, M/tp, H) shape); return its sizes."""
     chk = Checker(op)
     chk.shard_type(shard_type, "0 (scatter along H) or 1 (scatter along C)")
-    chk.operands(ep, tp, group_ep, group_tp, x_shape, x_dtype, weight_shape, weight_dtype, portable)
+    chk.operands(ep, tp, group_ep, group_tp, x_shape, x_dtype, weight_shape, weight_dtype, portable, resolve)
 
     El, rows, N = x_shape
     E = El * ep
@@ -97,7 +98,10 @@ def check_adjoint(
 
 
 
-def check_adjoint_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, *, portable=True):
-    """check_adjoint on real or fake tensors."""
+def check_adjoint_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, *, portable=None, resolve=None):
+    """check_adjoint on real or fake tensors (portable=None: the NPU's rules for NPU tensors)."""
+    check_tensor_args(ADJOINT_OP_NAME, x, weight, bias)
+    if portable is None:
+        portable = x.device.type != "npu"
     return check_adjoint(*operands(x, weight, bias), group_ep=group_ep, ep=ep, group_tp=group_tp, tp=tp,
-                         shard_type=shard_type, portable=portable)
+                         shard_type=shard_type, portable=portable, resolve=resolve)

@@ -1,9 +1,10 @@
-"""SPEC.md's input rules and the shapes they imply, for the forward op.
+"""The forward op's input rules (docs/contract.md, "Rules") and the shapes they imply.
 
 `check_forward` works on shapes and dtypes only (plain ints or SymInts), so the same code
 validates eager calls on every rank, runs inside the fake kernel, and is checked against the
 C++ validator through tests/vectors. Rules are checked in a fixed order; the first broken one
-is reported, with the rule id shared with op_host/core.
+is reported, with the rule id shared with op_host/core. `check_forward_tensors` adds the rules
+only tensors have (Python types, devices) in front of them.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import torch
 from .errors import ContractTypeError, ContractValueError
 from .names import OP_NAME
 
-WORLD_SIZES = (2, 4, 8, 16)
+WORLD_SIZES = (2, 4, 8, 16)  # CANN's kernel (the NPU and GE path)
+PORTABLE_WORLD_SIZES = (1,) + WORLD_SIZES  # the portable runtime also runs pure ep or pure tp layers
 E_MIN, E_MAX = 2, 2048
 DIM_MIN, DIM_MAX = 1, 65535  # H and M/tp
 GROUP_NAME_MAX = 127  # "shorter than 128 characters"
@@ -84,19 +86,28 @@ class Checker:
         self.value(value in (0, 1) and not isinstance(value, bool), "shard_type", value, "shard_type.value",
                    f"must be {meaning}")
 
-    def operands(self, ep, tp, group_ep, group_tp, x_shape, x_dtype, weight_shape, weight_dtype, portable):
-        """The rules both ops share, in their order: world sizes, groups, ranks and dtypes."""
-        self.world_sizes(ep, tp)
+    def operands(self, ep, tp, group_ep, group_tp, x_shape, x_dtype, weight_shape, weight_dtype, portable,
+                 resolve=None):
+        """The rules both ops share, in their order: world sizes, groups, ranks and dtypes.
+
+        `resolve()`, when given, checks the groups themselves (group.exists, group.size,
+        group.member) right after their names, before any shape rule can blame a wrong size."""
+        self.world_sizes(ep, tp, portable)
         self.groups(group_ep, group_tp)
+        if resolve is not None:
+            resolve()
         self.rank3("x", x_shape)
         self.x_dtype(x_dtype, portable)
         self.rank3("weight", weight_shape)
         self.weight_dtype(weight_dtype, x_dtype)
 
-    def world_sizes(self, ep, tp):
+    def world_sizes(self, ep, tp, portable=True):
+        allowed = PORTABLE_WORLD_SIZES if portable else WORLD_SIZES
+        where = ("(1 runs a pure tensor- or expert-parallel layer on the portable runtime)" if portable
+                 else "on the NPU and in graph mode (CANN's kernel); only the portable runtime also takes 1")
         for arg, rid, size in (("group_ep_worldsize", "ep.world_size", ep), ("group_tp_worldsize", "tp.world_size", tp)):
             self.type(isinstance(size, int) and not isinstance(size, bool), arg, size, rid, "must be an int")
-            self.value(size in WORLD_SIZES, arg, size, rid, f"must be one of {WORLD_SIZES}")
+            self.value(size in allowed, arg, size, rid, f"must be one of {allowed} {where}")
 
     def groups(self, group_ep, group_tp):
         for arg, name in (("group_ep", group_ep), ("group_tp", group_tp)):
@@ -151,13 +162,17 @@ def check_forward(
     act_type: int,
     portable: bool = True,
     op: str = OP_NAME,
+    resolve=None,
 ) -> ForwardShapes:
-    """Validate one call (weight in its logical (El, H, M/tp) shape); return its sizes."""
+    """Validate one call (weight in its logical (El, H, M/tp) shape); return its sizes.
+
+    `portable=False` applies the NPU's rules (no float32 x, no world size 1); `resolve()` checks
+    the groups right after their names (see Checker.operands)."""
     chk = Checker(op)
     chk.shard_type(shard_type, "0 (gather along H) or 1 (gather along C)")
     chk.value(act_type in (0, 1, 2, 3, 4) and not isinstance(act_type, bool), "act_type", act_type,
               "act_type.value", "must be 0-4 (None, GELU, Silu, Relu, FastGELU)")
-    chk.operands(ep, tp, group_ep, group_tp, x_shape, x_dtype, weight_shape, weight_dtype, portable)
+    chk.operands(ep, tp, group_ep, group_tp, x_shape, x_dtype, weight_shape, weight_dtype, portable, resolve)
 
     E, x_rows, x_cols = x_shape
     chk.value(E_MIN <= E <= E_MAX, "x", tuple(x_shape), "E.range", f"x.size(0) (E) = {E} must be in [{E_MIN}, {E_MAX}]")
@@ -185,10 +200,46 @@ def operands(x, weight, bias) -> tuple:
             None if bias is None else tuple(bias.shape), None if bias is None else bias.dtype)
 
 
-def check_forward_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, act_type, *, portable=True):
-    """check_forward on real or fake tensors (eager kernels, the fake kernel, the NPU kernel)."""
+def check_tensor_args(op: str, x, weight, bias, *, weight_optional: bool = False) -> None:
+    """The rules only Python objects have: x, weight and bias are tensors (weight may be None
+    where `weight_optional`), and weight and bias live on x's device (meta included)."""
+    chk = Checker(op)
+    chk.type(isinstance(x, torch.Tensor), "x", _kind(x), "x.type", "must be a torch.Tensor")
+    if not (weight is None and weight_optional):
+        chk.type(isinstance(weight, torch.Tensor), "weight", _kind(weight), "weight.type", "must be a torch.Tensor")
+    chk.type(bias is None or isinstance(bias, torch.Tensor), "bias", _kind(bias), "bias.type",
+             "must be None or a torch.Tensor")
+    for arg, t in (("weight", weight), ("bias", bias)):
+        if t is not None:
+            chk.value(t.device == x.device, arg, str(t.device), f"{arg}.device",
+                      f"must be on x's device ({x.device})")
+
+
+def _kind(value):
+    """What a wrong-typed argument is, for messages (never the whole object)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return type(value).__name__
+
+
+def check_forward_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, act_type, *, portable=None,
+                          resolve=None):
+    """check_forward on real or fake tensors (eager kernels, the fake kernel, the NPU kernel).
+
+    portable=None decides by device: tensors on the NPU get the NPU's rules (the fake kernel of a
+    graph that lowers to GE), any other device the portable runtime's."""
+    check_tensor_args(OP_NAME, x, weight, bias)
+    if portable is None:
+        portable = x.device.type != "npu"
     return check_forward(*operands(x, weight, bias), group_ep=group_ep, ep=ep, group_tp=group_tp, tp=tp,
-                         shard_type=shard_type, act_type=act_type, portable=portable)
+                         shard_type=shard_type, act_type=act_type, portable=portable, resolve=resolve)
+
+
+def check_flag(op: str, arg: str, value) -> bool:
+    """A bool flag argument (None reads as False); anything else, "False" or 1 included, is refused."""
+    Checker(op).type(value is None or isinstance(value, bool), arg, _kind(value), "flag.type",
+                     "must be True or False (None reads as False)")
+    return bool(value)
 
 
 def output_flags(need_allgather_out: bool, need_activation_feature: bool, act_type: int) -> tuple:

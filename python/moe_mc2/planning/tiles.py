@@ -2,8 +2,10 @@
 against its batched matmul, and the tile count that minimises the predicted makespan.
 
 The plan must be identical on every rank (each rank issues the collectives of every tile in
-plan order), so it depends only on the shapes, the dtype, the backend and the machine's core
-count, never on per-rank timings. The NPU kernel's planner (op_host/core) follows the same
+plan order), so it is a function of the call only: shapes, dtype, the backend's family and the
+world size, plus the tile settings, which each call's signature carries so that the ranks agree
+on them (runtime/agreement.py, which also compares the plans' fingerprints). Nothing of the host
+(core count, timings, one rank's environment) enters it. The NPU kernel's planner (op_host/core) follows the same
 model with Atlas A3 constants.
 
 Pipeline model: one communication stream (tile k's AllToAll then AllGather) and one compute
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
-import os
+import zlib
 from dataclasses import dataclass, field
 from typing import List, Tuple
 
@@ -32,15 +34,17 @@ class CostModel:
     tile_overhead_s: float  # per tile: Python dispatch, kernel launches
 
 
-def _cpu_share(world: int) -> float:
-    return max(1.0, (os.cpu_count() or 1)) / max(1, world)
+# The gloo rates below are per rank, measured with every rank of a 2x2 world busy on the 2-core
+# development machine: half a core per rank. They are constants, not the host's core count, so
+# that ranks on different hosts plan alike.
+GLOO_CORE_SHARE = 0.5
 
 
 def cost_model(backend: str, dtype_name: str, world: int) -> CostModel:
     """Rates of a backend; CPU figures were measured on the 2-core development machine."""
     backend = backend.lower()
     if backend == "gloo":
-        share = _cpu_share(world)
+        share = GLOO_CORE_SHARE
         # Measured on the 2-core development machine, 2x2 world, all ranks busy at once:
         # bf16 oneDNN bmm ~225 GFLOP/s per rank (so ~450 per core-share), fp32 ~90 per core,
         # fp16 is upcast to fp32; gloo AllToAll ~1 GB/s, AllGather ~0.5 GB/s received,
@@ -88,6 +92,12 @@ class Plan:
     @property
     def count(self) -> int:
         return len(self.tiles)
+
+    @functools.cached_property
+    def fingerprint(self) -> int:
+        """A hash of the tiles' order and extents, the same in every process for the same plan."""
+        desc = (tuple((t.e0, t.e1, t.c0, t.c1) for t in self.tiles), tuple(self.expert_blocks), self.local_first)
+        return zlib.crc32(repr(desc).encode())
 
 
 def _splits(n: int, parts: int) -> List[Tuple[int, int]]:

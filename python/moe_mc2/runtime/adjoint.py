@@ -1,7 +1,7 @@
 """The overlapped portable runtime of `npu_bmm_reducescatter_alltoall` (the adjoint op).
 
 Per rank (i, t): T = bmm(x, weight) (El, ep*C, H) in fp32 -> ReduceScatter over tp (fp32 sums)
--> + bias -> one rounding to x's dtype -> AllToAll over ep -> out. SPEC.md, "The companion op".
+-> + bias -> one rounding to x's dtype -> AllToAll over ep -> out. docs/contract.md, "The companion op".
 
 Pipeline. The output rows (C/tp for shard_type 1, C for shard_type 0) are cut into tiles. For
 tile k the rank computes, for every tp destination s, the tile's product block straight into an
@@ -16,16 +16,19 @@ so memory is a few tiles, never a full fp32 copy of T.
 """
 from __future__ import annotations
 
+import functools
 import math
+import zlib
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import torch
 
 from ..contract import adjoint_rules
+from ..contract.errors import ContractValueError
 from ..contract.names import ADJOINT_OP_NAME
 from ..contract.rules import dtype_name
-from . import collectives, groups, trace
+from . import agreement, collectives, groups, trace
 from .numerics import TileMath
 
 try:  # the forward's cost model (rates of gloo / nccl / hccl); optional
@@ -40,17 +43,23 @@ class AdjointPlan:
     predicted_s: float
     serial_s: float
 
+    @property
+    def fingerprint(self) -> int:
+        return zlib.crc32(repr(tuple(self.tiles)).encode())
+
 
 def _splits(n: int, parts: int) -> List[Tuple[int, int]]:
     step = math.ceil(n / max(1, parts))
     return [(a, min(n, a + step)) for a in range(0, n, step)]
 
 
+@functools.lru_cache(maxsize=256)
 def plan_tiles(s: adjoint_rules.AdjointShapes, dtype: torch.dtype, backend: str = "gloo", *,
                tiles: Optional[int] = None, max_tiles: int = 32, with_matmul: bool = True) -> AdjointPlan:
     """Tiling of the output rows minimising a 3-stage pipeline model (matmul, RS, AllToAll).
 
-    Depends only on shapes, dtype and backend, so every rank picks the same plan.
+    Depends only on shapes, dtype and backend, so every rank picks the same plan (the call's
+    signature carries its fingerprint, runtime/agreement.py). Cached per call shape.
     """
     rows = s.out_rows
     if _cost_model is None:
@@ -101,27 +110,48 @@ class _Ring:
 
 def run(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor], *, group_ep: str, ep: int,
         group_tp: str, tp: int, shard_type: int, tiles: Optional[int] = None) -> torch.Tensor:
-    """out of npu_bmm_reducescatter_alltoall on this rank (validated, then overlapped)."""
+    """out of npu_bmm_reducescatter_alltoall on this rank: checked, agreed on with every peer
+    (runtime/agreement.py) before any data collective, then overlapped."""
     op = ADJOINT_OP_NAME
-    if weight is None:  # route only: T = x
-        El, rows, H = x.shape
-        s = adjoint_rules.AdjointShapes(ep=ep, tp=tp, shard_type=shard_type, E=El * ep, El=El, C=rows // ep,
-                                        H=H, N=H)
-    else:
-        s = adjoint_rules.check_adjoint_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type)
-    pg_ep = groups.resolve(op, "group_ep", group_ep, ep)
-    pg_tp = groups.resolve(op, "group_tp", group_tp, tp)
-    backend = groups.backend_name(pg_ep)
+    pgs = {}
+
+    def resolve():
+        pgs["ep"] = groups.resolve(op, "group_ep", group_ep, ep)
+        pgs["tp"] = groups.resolve(op, "group_tp", group_tp, tp)
+
+    try:
+        agree, agree_error = agreement.is_enabled(op)
+        if weight is None:  # route only (T = x): the gradient of the forward op's y2
+            adjoint_rules.check_tensor_args(op, x, None, bias, weight_optional=True)
+            El, rows, H = x.shape
+            resolve()
+            s = adjoint_rules.AdjointShapes(ep=ep, tp=tp, shard_type=shard_type, E=El * ep, El=El, C=rows // ep,
+                                            H=H, N=H)
+        else:
+            s = adjoint_rules.check_adjoint_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type,
+                                                    portable=True, resolve=resolve)
+        if tiles is not None and (isinstance(tiles, bool) or not isinstance(tiles, int) or tiles < 1):
+            raise ContractValueError(op, "tiles", tiles, "env.value", "must be a positive int or None")
+        if agree_error is not None:
+            raise agree_error
+        pg_ep, pg_tp = pgs["ep"], pgs["tp"]
+        plan = plan_tiles(s, x.dtype, groups.backend_name(pg_ep), tiles=tiles, with_matmul=weight is not None)
+    except Exception as exc:
+        agreement.reject(op, exc, group_ep, group_tp)
+    if agree:
+        w_shape = (s.El, s.N, s.H) if weight is not None else (0, 0, 0)
+        agreement.confirm(op, agreement.signature(
+            op, ep=ep, tp=tp, shard_type=shard_type, x=x, weight_shape=w_shape, bias=bias, tiles=tiles,
+            plan=plan.fingerprint), pg_ep, pg_tp)
 
     dtype, device = x.dtype, x.device
     El, C, Hc, R = s.El, s.C, s.out_cols, s.out_rows
-    plan = plan_tiles(s, dtype, backend, tiles=tiles, with_matmul=weight is not None)
     max_cc = max(c1 - c0 for c0, c1 in plan.tiles)
 
     tm = TileMath(dtype, device)
     w_mm = None if weight is None else tm.weight_block(weight)
     K = x.shape[2]
-    # x rows of SPEC's order: shard 1 -> x[e, j*C + s*Ct + c]; shard 0 -> x[e, j*C + c].
+    # x rows in the contract's order: shard 1 -> x[e, j*C + s*Ct + c]; shard 0 -> x[e, j*C + c].
     xv = x.unflatten(1, (ep, tp, R)) if shard_type == 1 else x.unflatten(1, (ep, C))  # views, any strides
 
     out = torch.empty(s.out, dtype=dtype, device=device)
@@ -155,7 +185,7 @@ def run(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Te
 
     def epilogue(k, c0, c1):
         cc = c1 - c0
-        rs_work.pop(k).wait()
+        collectives.wait(rs_work.pop(k), op, "group_tp", pg_tp, f"the ReduceScatter of tile {k}")
         acc = recv32.get(k, (El, ep, cc, Hc))
         snd = a2a_in.get(k, (ep, El, cc, Hc))
         with trace.span("compute", f"epilogue {k}"):
@@ -166,7 +196,7 @@ def run(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Te
                                  collectives.all_to_all(a2a_out.get(k, (ep, El, cc, Hc)), snd, pg_ep))
 
     def finish(k, c0, c1):
-        a2a_work.pop(k).wait()
+        collectives.wait(a2a_work.pop(k), op, "group_ep", pg_ep, f"the AllToAll of tile {k}")
         with trace.span("compute", f"copy out {k}"):
             out_v[:, :, c0:c1].copy_(a2a_out.get(k, (ep, El, c1 - c0, Hc)))
 

@@ -21,3 +21,15 @@ def all_gather(out, inp, group, async_op=True):
 def reduce_scatter(out, inp, group, async_op=True):
     """out = sum over group ranks of inp's chunk of this rank, along dim 0."""
     return _reduce_scatter(out, inp, op=dist.ReduceOp.SUM, group=group, async_op=async_op)
+
+
+def wait(work, op: str, arg: str, group, what: str):
+    """work.wait(), with a failure (a peer that never arrived within the group's timeout, a
+    closed connection) turned into a CollectiveError naming the op, the group argument and the group."""
+    try:
+        return work.wait()
+    except Exception as exc:
+        from ..contract.errors import CollectiveError
+
+        raise CollectiveError(op, arg, group.group_name, dist.get_process_group_ranks(group), what,
+                              str(exc).strip()) from exc

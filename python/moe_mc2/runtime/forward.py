@@ -4,27 +4,33 @@ Per rank (i, t), for each tile of the plan (a block of local experts x a range o
 AllToAll over ep -> AllGather over tp -> one staging copy into matmul layout -> bmm -> fp32
 epilogue (bias, activation, one rounding) written straight into y1/y3 (and y2). The
 collectives of the next tiles are in flight while the current tile computes; with
-shard_type 1 the rank's own block, which needs no network, is computed first.
+shard_type 1 the rank's own block, which needs no network, is computed first. Before any of
+that, the ranks agree on the call (runtime/agreement.py).
 """
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Optional
 
 import torch
 import torch.distributed as dist
 
 from ..contract import rules
+from ..contract.errors import ContractValueError
 from ..contract.names import OP_NAME
 from ..planning.tiles import LOCAL_CALLS, cost_model, plan_forward
-from . import collectives, groups, trace
+from . import agreement, collectives, groups, settings, trace
 from .numerics import TileMath, epilogue
 
 PIPELINE_DEPTH = 2  # tiles in flight while one computes
 # The local block is computed in this many pieces, polling comm between them (few: every bmm
 # call re-packs the weight block; the planner's cost model counts the same calls).
 LOCAL_SLICES = LOCAL_CALLS
+
+# shard_type 1: compute the rank's own block (it needs nobody's data) while the agreement's two
+# all_gathers are in flight, instead of waiting for them first; no data collective is issued
+# before the agreement says yes either way.
+OVERLAP_AGREEMENT = True
 
 _forced: dict = {}
 
@@ -42,21 +48,51 @@ def forced_tiles(rows: Optional[int], experts: Optional[int] = None):
         _forced = old
 
 
-def _override(key: str, env: str) -> Optional[int]:
+def _override(op: str, key: str, env: str) -> Optional[int]:
     if _forced.get(key) is not None:
-        return _forced[key]
-    value = os.environ.get(env)
-    return int(value) if value else None
+        value = _forced[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ContractValueError(op, f"forced_tiles({key})", value, "env.value", "must be a positive int or None")
+        return value
+    return settings.positive_int(op, env)
 
 
 def run(x, weight, bias, *, group_ep, ep, group_tp, tp, shard_type, act_type, need_allgather_out,
         need_activation_feature):
-    """Validate on this rank (no collective before every check passed), plan, execute."""
-    s = rules.check_forward_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, act_type)
-    ep_group = groups.resolve(OP_NAME, "group_ep", group_ep, ep)
-    tp_group = groups.resolve(OP_NAME, "group_tp", group_tp, tp)
-    want_y2, want_y3 = rules.output_flags(need_allgather_out, need_activation_feature, act_type)
-    return _Forward(x, weight, bias, s, ep_group, tp_group, act_type, want_y2, want_y3).execute()
+    """Check this rank's call, agree on it with every peer (runtime/agreement.py), plan, execute.
+
+    No data collective is issued before every rank of both groups has checked its own call and
+    the ranks have agreed that they all make the same one."""
+    op = OP_NAME
+    pgs = {}
+
+    def resolve():
+        pgs["ep"] = groups.resolve(op, "group_ep", group_ep, ep)
+        pgs["tp"] = groups.resolve(op, "group_tp", group_tp, tp)
+
+    try:
+        agree, agree_error = agreement.is_enabled(op)
+        s = rules.check_forward_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, act_type,
+                                        portable=True, resolve=resolve)
+        want_y2 = rules.check_flag(op, "need_allgather_out", need_allgather_out)
+        want_y3 = rules.check_flag(op, "need_activation_feature", need_activation_feature) and act_type != 0
+        rows, experts = _override(op, "rows", settings.TILES), _override(op, "experts", settings.EXPERT_TILES)
+        if agree_error is not None:
+            raise agree_error
+        math = TileMath(x.dtype, x.device)
+        cost = cost_model(groups.backend_name(pgs["ep"]), rules.dtype_name(x.dtype), dist.get_world_size())
+        plan = plan_forward(s, x.element_size(), cost, upcast_weight=math.upcast, tiles=rows, expert_tiles=experts)
+    except Exception as exc:
+        agreement.reject(op, exc, group_ep, group_tp)
+    gate = None
+    if agree:
+        gate = agreement.start(op, agreement.signature(
+            op, ep=ep, tp=tp, shard_type=shard_type, act_type=act_type, y2=need_allgather_out,
+            y3=need_activation_feature, x=x, weight_shape=(s.El, s.H, s.N), bias=bias, tiles=rows,
+            expert_tiles=experts, plan=plan.fingerprint), pgs["ep"], pgs["tp"])
+        if not (plan.local_first and OVERLAP_AGREEMENT):
+            gate.finish()  # nothing to compute before the first data collective: just wait
+    return _Forward(x, weight, bias, s, pgs["ep"], pgs["tp"], act_type, want_y2, want_y3, math, plan).execute(gate)
 
 
 class _CommPipeline:
@@ -66,7 +102,8 @@ class _CommPipeline:
     work forward that is ready, `take` blocks for one tile.
     """
 
-    def __init__(self, plan, xv, s, ep_group, tp_group):
+    def __init__(self, plan, xv, s, ep_group, tp_group, gate=None):
+        self.gate = gate  # the agreement in flight: no data collective before it says yes
         self.tiles, self.xv, self.s = plan.tiles, xv, s
         self.ep_group, self.tp_group = ep_group, tp_group
         self.a2a, self.ag = {}, {}
@@ -87,7 +124,7 @@ class _CommPipeline:
         work, recv, _send = self.a2a[k]
         if not block and not work.is_completed():
             return False
-        work.wait()
+        collectives.wait(work, OP_NAME, "group_ep", self.ep_group, f"the AllToAll of tile {k}")
         del self.a2a[k]
         # gloo wants the output concatenated along dim 0; view it as (tp, ep, ...) afterwards
         gathered = recv.new_empty((self.s.tp * recv.shape[0],) + tuple(recv.shape[1:]))
@@ -97,6 +134,10 @@ class _CommPipeline:
         return True
 
     def poll(self):
+        if self.gate is not None:
+            if not self.gate.advance():
+                return
+            self.gate = None
         while self.next_ag < self.next_a2a and self._issue_ag(block=False):
             pass
         while self.next_a2a < len(self.tiles) and self.next_a2a < self.consumed + PIPELINE_DEPTH:
@@ -104,37 +145,36 @@ class _CommPipeline:
 
     def take(self, k: int) -> torch.Tensor:
         """Tile k's gathered input (tp, ep, experts, rows, x_cols), waiting for it."""
+        if self.gate is not None:
+            self.gate.finish()
+            self.gate = None
         self.poll()
         while self.next_ag <= k:
             self._issue_ag(block=True)
         work, gathered = self.ag.pop(k)
         with trace.span("wait", f"tile {k}"):
-            work.wait()
+            collectives.wait(work, OP_NAME, "group_tp", self.tp_group, f"the AllGather of tile {k}")
         self.consumed = k + 1
         self.poll()
         return gathered
 
 
 class _Forward:
-    def __init__(self, x, weight, bias, s, ep_group, tp_group, act, want_y2, want_y3):
+    def __init__(self, x, weight, bias, s, ep_group, tp_group, act, want_y2, want_y3, math, plan):
         self.x, self.weight, self.s, self.act = x, weight, s, act
         self.ep_group, self.tp_group = ep_group, tp_group
         self.i, self.t = dist.get_rank(ep_group), dist.get_rank(tp_group)
-        self.math = TileMath(x.dtype, x.device)
+        self.math, self.plan = math, plan
         self.bias32 = None if bias is None else bias.reshape(s.El, 1, s.N).float()
         rows = s.rows
         self.y1 = x.new_empty((s.El, rows, s.N))
         self.y2 = x.new_empty((s.El, rows, s.H)) if want_y2 else None
         self.y3 = x.new_empty((s.El, rows, s.N)) if want_y3 else None
-        cost = cost_model(groups.backend_name(ep_group), rules.dtype_name(x.dtype), dist.get_world_size())
-        self.plan = plan_forward(s, x.element_size(), cost, upcast_weight=self.math.upcast,
-                                 tiles=_override("rows", "MOE_MC2_TILES"),
-                                 expert_tiles=_override("experts", "MOE_MC2_EXPERT_TILES"))
 
-    def execute(self):
+    def execute(self, gate=None):
         s, x = self.s, self.x
         xv = x.unflatten(0, (s.ep, s.El))  # (ep, El, x_rows, x_cols): a view for any x strides
-        comm = _CommPipeline(self.plan, xv, s, self.ep_group, self.tp_group)
+        comm = _CommPipeline(self.plan, xv, s, self.ep_group, self.tp_group, gate)
         comm.poll()
         stage, compute = (self._stage1, self._tile_shard1) if s.shard_type == 1 else (self._stage0, self._tile_shard0)
         k = 0
@@ -157,13 +197,13 @@ class _Forward:
     def _bias(self, e0, e1):
         return None if self.bias32 is None else self.bias32[e0:e1].unsqueeze(1)  # (ek, 1, 1, N)
 
-    def _finish(self, acc4, e0, e1, dst):
+    def _finish(self, acc4, e0, e1, dst, poll=None):
         """acc4 (ek, blocks, rows, N), a product -> epilogue into the index `dst` of y1/y3's 4-D views."""
         y1v, y3v = self._views4(self.y1), self._views4(self.y3)
-        epilogue(acc4, self._bias(e0, e1), self.act, y1v[dst], None if y3v is None else y3v[dst])
+        epilogue(acc4, self._bias(e0, e1), self.act, y1v[dst], None if y3v is None else y3v[dst], poll)
 
     def _views4(self, y):
-        """y (El, rows, cols) as (El, blocks, block_rows, cols): the row blocks of SPEC's layout."""
+        """y (El, rows, cols) as (El, blocks, block_rows, cols): the row blocks of the contract's layout."""
         if y is None:
             return None
         s = self.s
@@ -183,13 +223,14 @@ class _Forward:
             with trace.span("compute", f"local {r0}:{r1}"):
                 a = own[:, r0:r1]
                 acc = self.math.product(a, w)
-                self._finish(acc.unsqueeze(1), e0, e1, (slice(e0, e1), slice(p0, p0 + 1), slice(r0, r1)))
+                self._finish(acc.unsqueeze(1), e0, e1, (slice(e0, e1), slice(p0, p0 + 1), slice(r0, r1)),
+                             comm.poll)
                 if y2v is not None:
                     y2v[e0:e1, p0, r0:r1] = a
             comm.poll()
 
     def _stage1(self, tile, gathered):
-        """Every row block but the local one (computed first), contiguous in SPEC's block order
+        """Every row block but the local one (computed first), contiguous in the contract's block order
         p = j*tp + s' with p0 left out, so the tile is one bmm (each call re-packs w)."""
         s = self.s
         P, p0 = s.ep * s.tp, self.i * s.tp + self.t

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed import distributed_c10d as c10d
 
-from ..contract.errors import ContractValueError
+from ..contract.errors import ContractTypeError, ContractValueError
 
 _ACCEPTED = "a ProcessGroup, its group_name, or the HCCL communicator name of one"
 
@@ -27,6 +27,33 @@ def group_name(group) -> str:
     return group
 
 
+def check_arg(op: str, arg: str, group) -> str:
+    """The name a group argument stands for; a TypeError (rule group.name) for anything but a
+    ProcessGroup or a str (None included)."""
+    if isinstance(group, dist.ProcessGroup):
+        return group.group_name
+    if not isinstance(group, str):
+        shown = group if group is None or isinstance(group, (bool, int, float)) else type(group).__name__
+        raise ContractTypeError(op, arg, shown, "group.name", f"must be {_ACCEPTED}")
+    return group
+
+
+def find(group):
+    """The ProcessGroup a group argument (ProcessGroup or name) stands for, when this rank is a
+    member of it; None otherwise (never raises: used to join the agreement of a failing call)."""
+    try:
+        if not (dist.is_available() and dist.is_initialized()):
+            return None
+        pg = group if isinstance(group, dist.ProcessGroup) else None
+        if pg is None and isinstance(group, str) and group:
+            pg = _by_c10d_name(group) or _by_comm_name(group)
+        if pg is None or dist.get_rank(pg) < 0:
+            return None
+        return pg
+    except Exception:  # a destroyed group, a half-initialized world: cannot take part
+        return None
+
+
 def _by_c10d_name(name: str):
     try:
         return c10d._resolve_process_group(name)
@@ -34,19 +61,33 @@ def _by_c10d_name(name: str):
         return None
 
 
+def _npu_device():
+    """torch.device("npu"); raises where torch_npu has not registered the device (tests fake it)."""
+    return torch.device("npu")
+
+
 def _hccl_comm_name(group) -> str | None:
     """The group's HCCL communicator name on this rank; None where the group has no HCCL backend."""
     try:
-        backend = group._get_backend(torch.device("npu"))
+        backend = group._get_backend(_npu_device())
         return backend.get_hccl_comm_name(dist.get_rank())
     except Exception:  # no NPU backend (CPU, CUDA, torch_npu absent)
         return None
 
 
+_COMM_CACHE: dict = {}
+
+
 def _by_comm_name(name: str):
-    """The registered ProcessGroup whose HCCL communicator is called `name` (asks every group)."""
-    for group in list(getattr(c10d._world, "pg_names", {})):
+    """The registered ProcessGroup whose HCCL communicator is called `name` (asks every group
+    once; the answer is remembered while the group stays registered)."""
+    registered = getattr(c10d._world, "pg_names", {})
+    group = _COMM_CACHE.get(name)
+    if group is not None and group in registered:
+        return group
+    for group in list(registered):
         if dist.get_rank(group) >= 0 and _hccl_comm_name(group) == name:
+            _COMM_CACHE[name] = group
             return group
     return None
 

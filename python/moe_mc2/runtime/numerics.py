@@ -1,6 +1,6 @@
 """How a tile's matmul accumulates in fp32 on each device, and the fused epilogue.
 
-SPEC asks for fp32 accumulation and one rounding to x's dtype. What that costs differs:
+The contract asks for fp32 accumulation and one rounding to x's dtype. What that costs differs:
 - float32 x: an fp32 matmul.
 - CUDA float16/bfloat16: bmm with out_dtype=float32 (cuBLAS accumulates in fp32).
 - CPU float16: no fast fp16 GEMM exists on CPU (about 1 GFLOP/s measured here), so the tile
@@ -47,12 +47,13 @@ class TileMath:
 EPILOGUE_CHUNK = 1 << 16  # fp32 elements (256 KiB) per piece: cache-resident temporaries
 
 
-def epilogue(acc: torch.Tensor, bias32, act: int, y1_dst, y3_dst) -> None:
+def epilogue(acc: torch.Tensor, bias32, act: int, y1_dst, y3_dst, poll=None) -> None:
     """acc (+ bias) -> y3, act -> y1, each rounded once into its destination view.
 
     `acc` is TileMath.product's result (fp32 ones are clobbered). Works on row pieces of at most
     EPILOGUE_CHUNK elements: a tile-sized temporary would be a fresh mmap that page-faults on
-    every call and streams from DRAM on every pass.
+    every call and streams from DRAM on every pass. `poll()`, when given, is called after each
+    piece (the pipeline moves its communication on meanwhile).
     """
     if bias32 is None and not act and acc.dtype == y1_dst.dtype:
         y1_dst.copy_(acc)  # nothing to compute: the GEMM's rounding is the only one
@@ -69,6 +70,8 @@ def epilogue(acc: torch.Tensor, bias32, act: int, y1_dst, y3_dst) -> None:
             sl = lead + (slice(r0, r0 + step),)
             _epilogue(acc[sl], None if bias_full is None else bias_full[sl], act, y1_dst[sl],
                       None if y3_dst is None else y3_dst[sl])
+            if poll is not None:
+                poll()
 
 
 def _epilogue(acc, bias32, act, y1_dst, y3_dst) -> None:
