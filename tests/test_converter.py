@@ -7,7 +7,7 @@ weight x y2 x y3) is lowered twice, in one graph per route - through
 `torch.compile(backend=torchair.get_npu_backend())` and through torchair's FX compiler on a
 make_fx graph - up to GE's load; each combination's node is then checked in both loaded graphs.
 Groups are HCCL communicator names here, as the seed passes them (no torch.distributed: GE gets
-them as given). Expected values are restated from SPEC and CANN's prototype, not computed by the
+them as given). Expected values are restated from the contract (docs/contract.md) and CANN's prototype, not computed by the
 converter.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from moe_mc2 import integration
-from moe_mc2.contract.errors import ContractTypeError
+from moe_mc2.contract.errors import ContractTypeError, ContractValueError
 from moe_mc2.contract.names import ADJOINT_GE_OP_TYPE, GE_ATTRS, GE_INPUTS, GE_OP_TYPE, GE_OUTPUTS
 from moe_mc2.integration import torchair as conv
 from support import real_torchair, torchair_native
@@ -33,7 +33,7 @@ COMM_TP = "10.20.0.7%enp189s0f0_60001_0_1732531200123789"
 E, C, H, N, EP, TP = 4, 6, 8, 5, 2, 2
 EL = E // EP
 DTYPES = (torch.float16, torch.bfloat16)
-BIAS_DTYPE = {torch.float16: torch.float16, torch.bfloat16: torch.float32}  # SPEC / CANN's aclnn docs
+BIAS_DTYPE = {torch.float16: torch.float16, torch.bfloat16: torch.float32}  # the contract / CANN's aclnn docs
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def _check_node(graph: Graph, i: int, combo, reg_op):
         "ep_world_size": ("i", EP), "tp_world_size": ("i", TP),
         "x_shard_type": ("i", shard), "act_type": ("i", act),
         "transpose_weight": ("b", transposed), "output_y2_flag": ("b", y2),
-        "output_y3_flag": ("b", y3 and act != 0),  # SPEC: y3 only with an activation
+        "output_y3_flag": ("b", y3 and act != 0),  # the contract: y3 only with an activation
     }
     got = {k: attr_value(v) for k, v in node.attr.items() if not k.startswith("_")}
     assert got == want
@@ -344,6 +344,25 @@ def test_float32_x_is_rejected_by_the_converter(ta, tmp_path):
     assert torchair_native.LOADED == []  # nothing reached GE
 
 
+@pytest.mark.parametrize("lower,op", [(conv.lower, "npu_alltoall_allgather_bmm"),
+                                      (conv.lower_adjoint, "npu_bmm_reducescatter_alltoall")])
+@pytest.mark.parametrize("ep,tp,arg,rule", [(1, 2, "group_ep_worldsize", "ep.world_size"),
+                                            (2, 1, "group_tp_worldsize", "tp.world_size")])
+def test_a_one_rank_group_is_refused_in_graph_mode(ta, lower, op, ep, tp, arg, rule):
+    # 1 is valid on the portable runtime (the fake kernel accepts it); CANN's kernel takes {2, 4, 8, 16}
+    from torchair.ge._ge_graph import GeGraph
+
+    with GeGraph(name="direct") as graph:
+        x = _ge_data(ta, 0, torch.float16, (4, 3, 8))
+        w = _ge_data(ta, 1, torch.float16, (4 // ep if op == "npu_alltoall_allgather_bmm" else 4, 8, 5))
+        with pytest.raises(ContractValueError) as info:
+            lower(ta.ge, x, w, None, group_ep=COMM_EP, group_ep_worldsize=ep, group_tp=COMM_TP,
+                  group_tp_worldsize=tp)
+        assert [o.type for o in graph.op] == ["Data", "Data"]  # nothing emitted
+    assert (info.value.op, info.value.arg, info.value.value, info.value.rule_id) == (op, arg, 1, rule)
+    assert "on the NPU and in graph mode" in str(info.value)
+
+
 @pytest.mark.parametrize("x_dtype,b_dtype,want", [
     (torch.float16, torch.float32, "must be float16 when x is float16"),
     (torch.bfloat16, torch.bfloat16, "must be float32 when x is bfloat16"),
@@ -443,7 +462,7 @@ def test_import_moe_mc2_prints_nothing_here():
 
 
 def test_names_match_spec_lowering_section():
-    # SPEC "Lowering to GE", restated here on purpose: names.py must say exactly this.
+    # the contract's GE names (docs/contract.md §9), restated here on purpose: names.py must say exactly this.
     assert GE_OP_TYPE == "AlltoAllAllGatherBatchMatMul"
     assert GE_INPUTS == ("x", "weight", "bias")
     assert GE_OUTPUTS == ("y1", "y2", "y3")

@@ -143,7 +143,7 @@ def stored_weight(weight, graph=None):
 # ---- rules and attributes -----------------------------------------------------------------------
 
 def check_dtypes(op: str, x_dtype, weight_dtype, bias_dtype) -> None:
-    """SPEC's dtype rules as the NPU applies them (no float32 x), with the eager op's messages."""
+    """The contract's dtype rules as the NPU applies them (no float32 x), with the eager op's messages."""
     chk = rules.Checker(op)
     chk.x_dtype(x_dtype, portable=False)
     chk.weight_dtype(weight_dtype, x_dtype)
@@ -159,7 +159,7 @@ def communicator_names(op: str, group_ep: str, ep: int, group_tp: str, tp: int,
     from ..runtime import groups
 
     chk = rules.Checker(op)
-    chk.world_sizes(ep, tp)
+    chk.world_sizes(ep, tp, portable=False)  # CANN's kernel: {2, 4, 8, 16}, never 1
     chk.groups(group_ep, group_tp)
     if dist.is_available() and dist.is_initialized():
         groups.resolve(op, "group_ep", group_ep, ep)
