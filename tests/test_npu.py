@@ -352,8 +352,14 @@ class FakeExtension:
 
 @pytest.fixture
 def fake_ext(fresh, monkeypatch):
+    """The bridge's calls recorded, in one process: no peers to agree with (the cross-rank
+    agreement of the fused paths is tested in tests/test_npu_agreement.py)."""
+    from moe_mc2.runtime import agreement, groups
+
     ext = FakeExtension()
     monkeypatch.setattr(npu, "load_extension", lambda: ext)
+    monkeypatch.setattr(agreement, "_override", False)
+    monkeypatch.setattr(groups, "resolve", lambda op, arg, name, size: None)  # no process groups here
     return ext
 
 

@@ -120,8 +120,14 @@ def tree(tmp_path_factory):
 
 @pytest.fixture
 def use(core, tree, monkeypatch):
-    """use(env_name) -> routes: resolve over the fake tree (real probe), bind through the core."""
+    """use(env_name) -> routes: resolve over the fake tree (real probe), bind through the core.
+    One process, no peers: the cross-rank agreement before a launch is tests/test_npu_agreement.py's,
+    and the groups named here are communicator names with no ProcessGroup behind them."""
+    from moe_mc2.runtime import agreement, groups
+
     libs, envs = tree
+    monkeypatch.setattr(agreement, "_override", False)
+    monkeypatch.setattr(groups, "resolve", lambda op, arg, name, size: None)
 
     def _use(env_name):
         found = npu.resolve_routes(envs[env_name], torch_npu_present=True)

@@ -109,6 +109,15 @@ def _fmt_plan(v):
     return f"plan #{v[0]:08x}"
 
 
+# what runs the call's collectives: the portable pipeline, or a fused NPU kernel through aclnn
+KERNELS = {"portable": 0, "package": 1, "builtin": 2}
+_KERNEL_NAMES = {0: "the portable pipeline", 1: "the moe_mc2 OPP package's kernel", 2: "CANN's built-in kernel"}
+
+
+def _fmt_kernel(v):
+    return _KERNEL_NAMES.get(v[0], f"kernel #{v[0]}")
+
+
 # (field, width, formatter), compared in this order; the field is what an error names
 FIELDS = (
     ("op", 1, _fmt_op),
@@ -127,6 +136,7 @@ FIELDS = (
     ("MOE_MC2_TILES (or forced_tiles / tiles)", 1, _fmt_tiles),
     ("MOE_MC2_EXPERT_TILES (or forced_tiles)", 1, _fmt_tiles),
     ("plan", 1, _fmt_plan),
+    ("kernel", 1, _fmt_kernel),
 )
 _SLICES = []
 _at = HEADER
@@ -138,6 +148,8 @@ ROW = M_START + MSG_WORDS
 
 _WHY = {
     "plan": "the tile plan differs although the call agrees: a rank plans from something other than the call",
+    "kernel": ("every rank must run the call on the same kernel: install the same moe_mc2 OPP package and CANN "
+               "on every host (moe_mc2.integration.npu.describe_routes() says what a rank found)"),
     "group_ep": "each rank of an ep group must name that same group as group_ep",
     "group_tp": "each rank of a tp group must name that same group as group_tp",
 }
@@ -194,12 +206,13 @@ def shape3(shape) -> list:
 
 
 def signature(op, *, ep, tp, shard_type, act_type=0, y2=False, y3=False, x, weight_shape, bias, tiles=None,
-              expert_tiles=None, plan=0) -> list:
+              expert_tiles=None, plan=0, kernel="portable") -> list:
     """This rank's fields (FIELDS order) for a call that passed its local checks."""
     bias_fields = [0, 0, 0] if bias is None else [1, int(bias.shape[0]), int(bias.shape[-1])]
     return ([OPS[op], ep, tp, shard_type, act_type, int(bool(y2)), int(bool(y3)), _DTYPES.get(x.dtype, 99)]
             + shape3(x.shape) + [_DEVICES.get(x.device.type, 99)] + shape3(weight_shape) + bias_fields
-            + [0 if bias is None else _DTYPES.get(bias.dtype, 99), tiles or 0, expert_tiles or 0, plan])
+            + [0 if bias is None else _DTYPES.get(bias.dtype, 99), tiles or 0, expert_tiles or 0, plan,
+               KERNELS[kernel]])
 
 
 def _message_words(text: str) -> list:
