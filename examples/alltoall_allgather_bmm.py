@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 import moe_mc2
+from moe_mc2.contract.problem import check_problem
 from moe_mc2.launch import build_ep_tp_groups
 
 
@@ -48,6 +49,12 @@ def main():
     p.add_argument("--graph", action="store_true", help="compile the call with torchair (NPU only)")
     p.add_argument("--save", action="store_true")
     a = p.parse_args()
+    dtype = torch.bfloat16 if a.backend == "gloo" else torch.float16
+    try:  # every size in the user's terms before any rank joins: nothing is rounded (C/tp, M/tp)
+        check_problem("alltoall_allgather_bmm.py", ep=a.ep, tp=a.tp, E=a.E, C=a.C, H=a.H, M=a.M,
+                      shard_type=a.shard_type, dtype=dtype, act=a.act)
+    except (ValueError, TypeError) as exc:
+        raise SystemExit(str(exc)) from None
 
     rank = int(os.environ["RANK"])
     device = torch.device("cpu")
@@ -66,7 +73,6 @@ def main():
     ep_group, tp_group = build_ep_tp_groups(a.ep, a.tp)
     group_ep, group_tp = group_arguments(ep_group, tp_group, a.backend)
 
-    dtype = torch.float16 if device.type != "cpu" else torch.bfloat16
     El, N = a.E // a.ep, a.M // a.tp
     x_shape = (a.E, a.C // a.tp, a.H) if a.shard_type == 1 else (a.E, a.C, a.H // a.tp)
     x = torch.rand(x_shape).to(device, dtype)
