@@ -1,6 +1,6 @@
 /*
  * OpDef of AlltoAllAllGatherBatchMatMul (CANN custom operator registration).
- * Names, order and defaults must match op_proto/aag_bmm_proto.h, SPEC.md and
+ * Names, order and defaults must match op_proto/aag_bmm_proto.h, docs/contract.md §9 and
  * python/moe_mc2/contract/names.py, and every field CANN's built-in OpDef of
  * this type declares (the package installs in its place: inputs, optional
  * outputs, attributes and defaults, dtype columns, contiguity, the AICore

@@ -1,7 +1,7 @@
 /*
  * GE prototype of AlltoAllAllGatherBatchMatMul (graph mode, torchair lowering).
  *
- * Names, order and defaults are the contract of SPEC.md "Lowering to GE" and
+ * Names, order and defaults are the contract's (docs/contract.md §9, names shared with GE) and
  * must stay identical to op_host/aag_bmm_def.cpp (OpDef), to
  * python/moe_mc2/contract/names.py and to CANN's built-in prototype of the
  * same name (this package installs in its place; docs/graph_mode.md lists the

@@ -84,7 +84,7 @@ def opdef():
 EXPECTED_ATTRS = [(a.name, a.kind, a.required, None if a.required else a.default) for a in GE_ATTRS]
 
 
-# ---- against names.py and SPEC ------------------------------------------------------------------
+# ---- against names.py and the contract ------------------------------------------------------------------
 
 def test_proto_inputs(proto):
     assert [n for n, _, _ in proto["inputs"]] == list(GE_INPUTS)

@@ -2,7 +2,7 @@
 
 op_proto/aag_bmm_infer_dims.h is what the gert adapter (aag_bmm_infershape.cpp) calls; it is
 portable C++, so it is built here with the portable core and driven line by line
-(tests/infershape/infer_dims_driver.cpp). Expected shapes are SPEC's (y1 = y3 = (El, ep*C, M/tp),
+(tests/infershape/infer_dims_driver.cpp). Expected shapes are the contract's (y1 = y3 = (El, ep*C, M/tp),
 y2 = (El, ep*C, H), not produced = [0, 0, 0]) with -1 wherever a size depends on an unknown,
 which is what CANN's infershape of the built-in op reports for -1 dims.
 """

@@ -1,4 +1,4 @@
-"""tests/msopst: the case file against the op_proto declaration and SPEC, and its goldens on the CPU."""
+"""tests/msopst: the case file against the op_proto declaration and the contract, and its goldens on the CPU."""
 from __future__ import annotations
 
 import importlib.util
@@ -125,7 +125,7 @@ def _act(y, act):
 
 
 def _independent(x, w_logical, bias, at, i):
-    """Symmetric world, straight from SPEC's index formulas (not via moe_mc2.reference)."""
+    """Symmetric world, straight from the contract's index formulas (docs/contract.md §2) (not via moe_mc2.reference)."""
     ep, tp, El = at["ep_world_size"], at["tp_world_size"], w_logical.shape[0]
     block = x[i * El:(i + 1) * El].double()
     if at["x_shard_type"] == 1:  # rows (j, s, c): the block once per (j, s)

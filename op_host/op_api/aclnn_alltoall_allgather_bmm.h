@@ -59,7 +59,7 @@ extern "C" {
  *   y2OutOptional  null, or (El, ep*C, H): the gathered x
  *   y3OutOptional  null, or (El, ep*C, N): the result before the activation (actType != 0)
  * Returns 161001 for a null x / weight / y1Out / group name, 161002 for arguments that break the
- * operator's rules (the same rules its tiling applies, SPEC "Inputs and their rules") or outputs
+ * operator's rules (the same rules its tiling applies, docs/contract.md §5) or outputs
  * of the wrong shape or dtype, else what the generated API returns. The reason is logged through
  * aclAppLog.
  */

@@ -184,7 +184,7 @@ def build_shared_object(source, out: Path, defines: Iterable[str] = (), *, inclu
 
 def cann_aclnn_include() -> str | None:
     """The folder holding CANN's `aclnn/acl_meta.h` in the open-source header tree that
-    $CANN_INCLUDE names (../shared/cann/README.md: opbase's include/nnopbase), or None."""
+    $CANN_INCLUDE names (opbase's include/nnopbase, see docs/kernel_model.md for the tree), or None."""
     root = os.environ.get("CANN_INCLUDE")
     if not root:
         return None
