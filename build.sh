@@ -11,7 +11,7 @@
 # Environment: PYTHON (default python3), MOE_MC2_TORCH (default torch==2.13.0: the CPU build
 # here; CUDA or NPU users point it at their own build), MOE_MC2_SKIP_APT=1 to never call apt-get,
 # CANN_INCLUDE (a tree of the open-source CANN headers, assembled outside the repository as
-# ../shared/cann/README.md describes) and CANN_CHECK (its check.sh) for the header check.
+# docs/cann_headers.md describes) and CANN_CHECK (its check.sh) for the header check.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

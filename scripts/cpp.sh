@@ -4,7 +4,7 @@
 #   scripts/cpp.sh test        configure + build into build/ (portable core, the CPU model of the kernel
 #                              kernel_sim/) and run ctest (no CANN needed)
 #   scripts/cpp.sh cann-check  compile op_kernel/, op_host/, op_proto/ against the open-source CANN headers
-#                              with shared/cann/check.sh when $CANN_INCLUDE names a header tree; says
+#                              with the kit's check.sh when $CANN_INCLUDE names a header tree; says
 #                              plainly that it skipped (exit 0) when it cannot run
 #   scripts/cpp.sh package     build the custom OPP package (vendor moe_mc2) into build_out/
 #                              exit 2 with a clear message when CANN is not installed
@@ -12,7 +12,7 @@
 # Needs for `test`: cmake >= 3.16, a C++17 compiler and the Debian packages
 #   libgtest-dev googletest nlohmann-json3-dev
 # cann-check: CANN_INCLUDE (the header tree, assembled outside every repository as
-#   shared/cann/README.md describes; never committed), CANN_CHECK (check.sh; default: shared/cann/check.sh
+#   docs/cann_headers.md describes; never committed), CANN_CHECK (check.sh; default: shared/cann/check.sh
 #   next to this checkout or next to the main checkout of its git repository), MOE_MC2_JOBS.
 set -euo pipefail
 
@@ -82,7 +82,7 @@ cmd_cann_check() {
     if [[ -z "${CANN_INCLUDE:-}" ]]; then
         echo "CANN header check: SKIPPED - \$CANN_INCLUDE is not set. The check compiles op_kernel/ (every tiling"
         echo "  key, AIC and AIV), op_host/ and op_proto/ against the open-source CANN headers; assemble the header"
-        echo "  tree outside the repository as shared/cann/README.md describes and set CANN_INCLUDE=DIR."
+        echo "  tree outside the repository as docs/cann_headers.md describes and set CANN_INCLUDE=DIR."
         return 0
     fi
     if [[ ! -d "$CANN_INCLUDE" ]]; then
@@ -92,7 +92,8 @@ cmd_cann_check() {
     local check
     if ! check="$(find_cann_check)" || [[ ! -f "$check" ]]; then
         echo "CANN header check: SKIPPED - check.sh not found (looked for \$CANN_CHECK, ../shared/cann/check.sh"
-        echo "  next to this checkout and next to the main checkout); set CANN_CHECK=/path/to/check.sh."
+        echo "  next to this checkout and next to the main checkout); set CANN_CHECK=/path/to/check.sh"
+        echo "  (docs/cann_headers.md)."
         return 0
     fi
     echo "CANN header check: $check --include $CANN_INCLUDE $ROOT"
