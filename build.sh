@@ -86,7 +86,7 @@ case "$cmd" in
     package)
         exec bash "$ROOT/scripts/cpp.sh" package "$@" ;;
     help|-h|--help)
-        sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' ;;
+        sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' ;;
     *)
         die "unknown command '$cmd' (try ./build.sh help)" ;;
 esac
