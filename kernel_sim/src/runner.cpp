@@ -459,6 +459,12 @@ extern "C" int aag_sim_run(const AagSimCall *call, char *out, size_t outLen)
         R.nAiv = 2 * R.nAic;
         R.groups[0].inst = R.tpIdx;        // ep group number t
         R.groups[1].inst = tp + R.epIdx;   // tp group number i
+        {
+            const moe_mc2::MemoryConstants mc;
+            R.l2.lineBytes = c.l2LineBytes > 0 ? static_cast<uint64_t>(c.l2LineBytes) : mc.l2LineBytes;
+            const uint64_t cap = c.l2Bytes > 0 ? static_cast<uint64_t>(c.l2Bytes) : mc.l2Bytes;
+            R.l2.capLines = std::max<uint64_t>(1, cap / R.l2.lineBytes);
+        }
         for (int k = 0; k < R.nAic + R.nAiv; ++k) {
             auto core = std::make_unique<Core>();
             core->rank = &R;
@@ -518,6 +524,10 @@ extern "C" int aag_sim_run(const AagSimCall *call, char *out, size_t outLen)
         region("ws.local_ag", ws.localAgOff * h.es, ws.localAgElems * h.es);
         region("ws.y2buf", ws.y2Off * h.es, ws.y2Elems * h.es);
         region("ws.acc", ws.accOffBytes, ws.accElems * 4U);
+        // the L2 model covers what the cores touch (the tiling and the HCCL context are not data)
+        for (GmBuffer *gb : {bx, bw, bb, by1, by2, by3, bws}) {
+            if (gb != nullptr) L2AddBuffer(R, *gb);
+        }
         if (real) {
             std::memcpy(bx->base, c.x[r], xBytes);
             std::memcpy(bw->base, c.weight[r], wBytes);
@@ -623,6 +633,9 @@ extern "C" int aag_sim_run(const AagSimCall *call, char *out, size_t outLen)
             }
         }
     }
+    if (w.errors.empty()) {
+        for (auto &r : w.ranks) L2Flush(*r);  // dirty lines reach HBM after the kernel
+    }
     // ------------------------------------------------------- outputs
     if (real) {
         for (int r = 0; r < world; ++r) {
@@ -647,7 +660,9 @@ extern "C" int aag_sim_run(const AagSimCall *call, char *out, size_t outLen)
         j.Key("bytes").Open('{');
         for (const ByteCounter &bc : r->ctr) {
             j.Key(bc.name).Open('{').Key("kernel_read").Num(bc.kernelRead).Key("kernel_write").Num(bc.kernelWrite);
-            j.Key("comm_read").Num(bc.commRead).Key("comm_write").Num(bc.commWrite).Close('}');
+            j.Key("comm_read").Num(bc.commRead).Key("comm_write").Num(bc.commWrite);
+            j.Key("hbm_read").Num(bc.hbmRead).Key("hbm_write").Num(bc.hbmWrite);
+            j.Key("hbm_write_at_end").Num(bc.hbmWriteAtEnd).Close('}');
         }
         j.Close('}');
         j.Key("cube_flops").Num(r->cubeFlops).Key("matmuls").Num(r->matmuls);
@@ -667,6 +682,7 @@ extern "C" int aag_sim_run(const AagSimCall *call, char *out, size_t outLen)
             api += core->apiCalls;
         }
         j.Key("ub_high_water").Num(ubHigh).Key("api_calls").Num(api);
+        j.Key("l2_bytes").Num(r->l2.capLines * r->l2.lineBytes).Key("l2_line_bytes").Num(r->l2.lineBytes);
         j.Close('}');
     }
     j.Close(']');

@@ -47,6 +47,16 @@ struct CostModel {
     double tileOverheadSec = 3e-6;     // per tile (core-wide sync, assemble launch)
 };
 
+/* Memory-hierarchy constants shared by the cost model and the CPU model's L2 (kernel_sim). */
+struct MemoryConstants {
+    /* L2 capacity of one rank (one die), bytes: the 192 MB the Ascend C guide's L2-cache tiling example
+     * states for its AI processor (asc-devkit docs/zh/guide, "L2 Cache切分": "L2 Cache大小为192MB, ...
+     * GM的带宽约为1.6TB/s"); modelled as 192 MiB. */
+    uint64_t l2Bytes = 192ULL << 20;
+    /* L2 line, bytes: an assumption (the documentation does not state it). */
+    uint64_t l2LineBytes = 512;
+};
+
 struct TileCost {
     double comm = 0;      // seconds on the comm stream (a2a + ag)
     double comp = 0;      // seconds on the compute stream (assemble + matmul + epilogue)

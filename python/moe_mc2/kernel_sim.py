@@ -56,7 +56,8 @@ class _Call(ctypes.Structure):
         "ep", "tp", "shard", "act", "E", "C", "H", "M", "dtype", "bias", "biasDtype", "transposeWeight",
         "y2Flag", "y3Flag", "aicPerRank", "ubBytes", "sysWorkspaceBytes", "eTile", "cTile", "cubeBlock")] + [
         ("seed", ctypes.c_uint64), ("maxDelay", ctypes.c_int64), ("countOnly", ctypes.c_int64),
-        ("raceCheck", ctypes.c_int64), ("watchdogSeconds", ctypes.c_double), ("kernel", ctypes.c_char_p),
+        ("raceCheck", ctypes.c_int64), ("watchdogSeconds", ctypes.c_double), ("l2Bytes", ctypes.c_int64),
+        ("l2LineBytes", ctypes.c_int64), ("kernel", ctypes.c_char_p),
         ("x", ctypes.POINTER(ctypes.c_void_p)), ("weight", ctypes.POINTER(ctypes.c_void_p)),
         ("biasData", ctypes.POINTER(ctypes.c_void_p)), ("y1", ctypes.POINTER(ctypes.c_void_p)),
         ("y2", ctypes.POINTER(ctypes.c_void_p)), ("y3", ctypes.POINTER(ctypes.c_void_p))]
@@ -135,6 +136,7 @@ class SimConfig:
     cube_block: int = 0                 # model TCubeTiling: 0 even split; n: n x n blocks, one cube core idle
     kernel: str = "aag"
     watchdog: float = 20.0
+    l2_bytes: int = 0                   # L2 per rank for the HBM counters; 0: the cost model's constant
 
     @property
     def torch_dtype(self):
@@ -167,6 +169,7 @@ def _struct(cfg: SimConfig, arrays=None) -> _Call:
     c.cubeBlock = cfg.cube_block
     c.seed, c.maxDelay = cfg.seed, cfg.max_delay
     c.countOnly, c.raceCheck, c.watchdogSeconds = int(cfg.count_only), int(cfg.race_check), cfg.watchdog
+    c.l2Bytes, c.l2LineBytes = cfg.l2_bytes, 0
     c.kernel = cfg.kernel.encode()
     if arrays:
         for name, arr in arrays.items():
@@ -464,6 +467,41 @@ def _parse(argv):
     p.add_argument("--kernel", default="aag", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the model's report as JSON")
     return p.parse_args(argv)
+
+
+COMM_REGIONS = ("ws.a2a", "ws.ag", "ws.local_ag")   # workspace regions the collectives fill: data (A)
+
+
+def count_summary(report: dict, rank: int = 0) -> dict:
+    """One rank's counters in the cost model's vocabulary (docs/kernel_model.md, "Counting"):
+    gm_*: bytes the cores' API calls move (GM level); hbm_*: what reaches HBM through the rank's L2
+    model (misses, write-backs, the flush at the end). "data" is every tensor plus the collectives'
+    receive regions (the gathered A); "workspace" is every other workspace region (scratch rings,
+    the system workspace). comm_*: bytes the collectives read and wrote in this rank's memory."""
+    r = report["ranks"][rank]
+    out = dict(gm_data=0, gm_workspace=0, hbm_data_read=0, hbm_data_write=0, hbm_workspace=0,
+               comm_read=0, comm_write=0)
+    for name, c in r["bytes"].items():
+        scratch = name.startswith("ws.") and name not in COMM_REGIONS or name == "workspace"
+        gm = c["kernel_read"] + c["kernel_write"]
+        hbm = c.get("hbm_read", 0) + c.get("hbm_write", 0)
+        if scratch:
+            out["gm_workspace"] += gm
+            out["hbm_workspace"] += hbm
+        else:
+            out["gm_data"] += gm
+            out["hbm_data_read"] += c.get("hbm_read", 0)
+            out["hbm_data_write"] += c.get("hbm_write", 0)
+        out["comm_read"] += c["comm_read"]
+        out["comm_write"] += c["comm_write"]
+    out["hbm_data"] = out["hbm_data_read"] + out["hbm_data_write"]
+    out["cube_flops"] = r["cube_flops"]
+    out["matmuls"] = r["matmuls"]
+    out["sync_all"] = r["sync_all"]
+    out["vector_elements"] = r["vector_elements"]
+    out["collectives"] = {k: v["calls"] for k, v in r["collectives"].items()}
+    out["l2_bytes"] = r.get("l2_bytes", 0)
+    return out
 
 
 def _counters_line(report: dict) -> str:

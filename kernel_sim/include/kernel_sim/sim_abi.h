@@ -36,6 +36,8 @@ typedef struct AagSimCall {
     int64_t countOnly;        /* 1: no arithmetic, no data (counts and checks only) */
     int64_t raceCheck;        /* 1: happens-before check of every GM byte */
     double watchdogSeconds;   /* no progress for this long: report positions and stop */
+    int64_t l2Bytes;          /* L2 capacity per rank for the HBM counters; 0: moe_mc2::MemoryConstants */
+    int64_t l2LineBytes;      /* L2 line; 0: moe_mc2::MemoryConstants */
     const char *kernel;       /* "aag" (the project's kernel) or a probe name (negative controls) */
     /* per world rank r = t * ep + i (count ep * tp); host memory, see kernel_sim.py */
     void *const *x;
