@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -86,6 +87,7 @@ struct UbBlock {
 };
 
 struct MatmulReq {
+    uint64_t seq = 0;  // issue order over the whole rank (see MatmulServeOnCube)
     MatmulCall call;
     VClock vc;       // requester's clock at the request
     VClock doneVc;   // cube's clock at completion
@@ -219,6 +221,8 @@ struct Rank {
     uint64_t cubeFlops = 0, matmuls = 0, syncAllBarriers = 0, vectorElems = 0;
     uint64_t gmDataCopies = 0;
     std::map<std::string, CollectiveCount> collectives;
+    uint64_t mmIssued = 0;                 // matmul requests issued on this rank
+    std::set<uint64_t> mmPendingSeqs;      // ... and not yet executed
     uint64_t hcclWaits = 0, hcclCommits = 0, groupSyncs = 0;
     L2Model l2;
 
