@@ -17,6 +17,8 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <type_traits>
 #include <cstring>
 #include <sstream>
 #include <thread>
@@ -70,7 +72,13 @@ public:
     Json &Num(T v)
     {
         Comma();
-        os_ << v;
+        if constexpr (std::is_floating_point<T>::value) {
+            char b[40];
+            std::snprintf(b, sizeof(b), "%.15g", static_cast<double>(v));  // enough digits for byte and FLOP counts
+            os_ << b;
+        } else {
+            os_ << v;
+        }
         comma_ = true;
         return *this;
     }
@@ -456,6 +464,7 @@ extern "C" int aag_sim_cost(const AagSimCall *call, char *out, size_t outLen)
     for (uint32_t k = 0; k < g.nTiles; ++k) j.Num(g.tileEnd[k]);
     j.Close(']');
     j.Key("unit_m").Num(g.unitM).Key("unit_n").Num(g.unitN).Key("ring").Bool(g.ring != 0U);
+    j.Key("own_ahead").Num(g.ownAhead).Key("shard").Num(g.shard);
     j.Key("plan");
     PredJson(j, chosen);
     j.Key("single_tile");

@@ -200,7 +200,61 @@ bool TileShapeLegal(const Dims &d, uint64_t eTile, uint64_t cTile) { return !Uni
 
 /* ------------------------------------------------------------ the model */
 
-Prediction Evaluate(const Args &a, const aag::Geom &g, const Machine &m, const CostConstants &cc)
+namespace {
+
+/* the L2 lines of the fp32 ring the units write (each vector core alternates its two slots, in the
+ * kernel's order, from slot 0 again after every Drain of shard 0): a slot's dirty lines are the union of
+ * its units' tm x tn corners, rows unitN floats apart */
+uint64_t RingLines(const aag::Geom &g, const Machine &m, uint64_t line)
+{
+    std::vector<std::vector<uint32_t>> width(static_cast<size_t>(m.aivNum) * 2U, std::vector<uint32_t>(g.unitM, 0U));
+    std::vector<int> slot(m.aivNum, -1);  // -1: nothing in flight
+    uint64_t pos = 0;
+    auto deal = [&](const aag::Unit &u) {
+        const uint64_t seat = pos % m.aivNum;
+        const uint64_t aiv = (seat % (m.aivNum / 2U)) * 2U + seat / (m.aivNum / 2U);
+        ++pos;
+        const int s = slot[aiv] < 0 ? 0 : 1 - slot[aiv];
+        slot[aiv] = s;
+        auto &w = width[aiv * 2U + static_cast<uint64_t>(s)];
+        for (uint64_t r = 0; r < u.tm; ++r) w[r] = std::max<uint32_t>(w[r], static_cast<uint32_t>(u.tn));
+    };
+    uint32_t ownNext = 0;
+    for (uint32_t k = 0; k < g.nTiles; ++k) {
+        if (g.shard == 1U) {
+            const uint32_t lastOwn = std::min<uint32_t>(k + g.ownAhead, g.nTiles - 1U);
+            for (; ownNext <= lastOwn; ++ownNext)
+                for (uint64_t q = 0; q < aag::NumSegments(g, ownNext); ++q) {
+                    const aag::Segment sg = aag::SegmentAt(g, ownNext, q);
+                    for (uint64_t u = 0; u < aag::OwnUnitsOfSegment(g, sg.cL); ++u) deal(aag::OwnUnit(g, 0, 0, ownNext, sg, u));
+                }
+        } else {
+            std::fill(slot.begin(), slot.end(), -1);  // Drain at the tile's start
+        }
+        for (uint64_t q = 0; q < aag::NumSegments(g, k); ++q) {
+            const aag::Segment sg = aag::SegmentAt(g, k, q);
+            for (uint64_t u = 0; u < aag::RemoteUnitsOfSegment(g, sg.cL); ++u) deal(aag::RemoteUnit(g, 0, 0, k, sg, u));
+        }
+    }
+    uint64_t lines = 0;
+    const uint64_t rowBytes = static_cast<uint64_t>(g.unitN) * 4U;
+    for (const auto &w : width) {
+        uint64_t last = ~static_cast<uint64_t>(0);
+        for (uint64_t r = 0; r < w.size(); ++r) {
+            if (w[r] == 0U) continue;
+            const uint64_t b0 = r * rowBytes, b1 = b0 + w[r] * 4U - 1U;
+            for (uint64_t l = b0 / line; l <= b1 / line; ++l) {
+                if (l != last) ++lines;  // rows only grow, so a line repeats only as the previous one
+                last = l;
+            }
+        }
+    }
+    return lines;
+}
+
+}  // namespace
+
+Prediction Evaluate(const Args &a, const aag::Geom &g, const Machine &m, const CostConstants &cc, bool exactWorkspace)
 {
     Prediction p;
     p.schedule = "this kernel";
@@ -382,10 +436,14 @@ Prediction Evaluate(const Args &a, const aag::Geom &g, const Machine &m, const C
     p.waits = g.nTiles;
     p.collectives = 2U * g.nTiles;
     p.commTotal = agEnd;
-    // workspace flushed at the end: the ring slots each vector core used, the asm slot
+    // workspace flushed at the end: the lines of the ring slots the vector cores used, the asm slot
     if (g.ring && maxTm > 0U) {
-        const uint64_t slotBytes = AlignUp((maxTm - 1U) * g.unitN * 4U + std::min<uint64_t>(g.unitN, g.N) * 4U, line);
-        for (uint64_t n : unitsPerAiv) p.bytes.hbmWorkspace += std::min<uint64_t>(n, 2U) * slotBytes;
+        if (exactWorkspace) {
+            p.bytes.hbmWorkspace += RingLines(g, m, line) * line;
+        } else {
+            const uint64_t slotBytes = AlignUp((maxTm - 1U) * g.unitN * 4U + std::min<uint64_t>(g.unitN, g.N) * 4U, line);
+            for (uint64_t n : unitsPerAiv) p.bytes.hbmWorkspace += std::min<uint64_t>(n, 2U) * slotBytes;
+        }
     }
     if (asmInWs) p.bytes.hbmWorkspace += AlignUp(g.ep * aag::MaxTileCells(g) * g.H * eb, line);
     // bound: the exchange alone and the matmul alone
@@ -570,7 +628,7 @@ Plan PlanTiles(const Args &a, const Machine &m, const CostConstants &cc)
             if (ahead > 0U && ahead + 1U > c.size() && ahead != c.size()) continue;
             aag::Geom g = MakeGeom(a, c, m);
             if (g.shard == 1U) g.ownAhead = std::min<uint32_t>(ahead, aag::kMaxTiles);
-            const Prediction pr = Evaluate(a, g, m, cc);
+            const Prediction pr = Evaluate(a, g, m, cc, /*exactWorkspace=*/false);
             scored.push_back(Scored{pr.makespan, pr.bytes.HbmData() + pr.bytes.hbmWorkspace, g.nTiles, ci, g.ownAhead});
         }
     }

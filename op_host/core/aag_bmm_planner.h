@@ -164,8 +164,10 @@ aag::Geom MakeGeom(const Args &a, const std::vector<uint64_t> &tileEnds, const M
 std::vector<uint64_t> UniformTiles(const Dims &d, uint64_t eTile, uint64_t cTile);
 bool TileShapeLegal(const Dims &d, uint64_t eTile, uint64_t cTile);
 
-/* The cost model of this project's kernel for geometry g. */
-Prediction Evaluate(const Args &a, const aag::Geom &g, const Machine &m, const CostConstants &cc = CostConstants{});
+/* The cost model of this project's kernel for geometry g. exactWorkspace = false (the planner's scoring):
+ * the ring's flushed lines from a closed form instead of the kernel's unit order. */
+Prediction Evaluate(const Args &a, const aag::Geom &g, const Machine &m, const CostConstants &cc = CostConstants{},
+                    bool exactWorkspace = true);
 
 /* The planner: every candidate tiling (uniform, short first tile, short last tile, along experts),
  * the smallest predicted makespan; ties: fewer HBM bytes, then fewer tiles. Requires Validate(a).ok(). */
