@@ -30,8 +30,9 @@
  *      the cube computes the next: + bias (only a bf16 bias, which the matmul
  *      cannot take on A2/A3), y3 = round(acc), y1 = round(act(acc)), in
  *      multi-row chunks through depth-2 queues.
- *   3. y2 (shard 1) is copied from x / the receive buffers while a unit is in
- *      flight; only when requested.
+ *   3. y2 (shard 1, only when requested): the rows of each unit of the first
+ *      column panel are copied from x / the receive buffer while the cube
+ *      reads them for that unit, so they come from HBM once.
  *   4. SyncAll, then both clients Finalize.
  */
 #ifndef MOE_MC2_AAG_BMM_KERNEL_H
@@ -200,9 +201,6 @@ private:
         }
         const uint64_t nseg = aag::NumSegments(g_, k);
         hcclTp_.Wait(ag_[k]);  // the tile's rows of every other source have landed
-        if constexpr (Y2_OUT) {
-            CopyPieces(k);     // y2, while this core's last unit is in flight
-        }
         for (uint64_t q = 0; q < nseg; ++q) {
             const aag::Segment sg = aag::SegmentAt(g_, k, q);
             const uint64_t cnt = aag::RemoteUnitsOfSegment(g_, sg.cL);
@@ -271,6 +269,7 @@ private:
             }
             SetOperands(mmDirect, u, 0U);
             mmDirect.template IterateAll<false>(y1Gm_[u.yRow * g_.N + u.n0], 0, false, true);
+            CopyUnitRows(u);
             pending_ = true;
             return;
         }
@@ -287,6 +286,7 @@ private:
         }
         SetOperands(mmRing, u, g_.unitN);
         mmRing.template IterateAll<false>(ringGm_[aag::RingSlotOff(g_, aiv_, slot)], 0, false, true);
+        CopyUnitRows(u);
         if (pending_) {
             Epilogue(pend_, pendSlot_);
         }
@@ -402,62 +402,91 @@ private:
     }
 
     /* --------------------------------------------- y2 copy / assemble (AIV) */
-    /* Moves the tile's pieces (aag::PieceAt): shard 1 into y2, shard 0 into y2 or the asm slot.
-     * Work items (piece, row chunk, column chunk) are dealt round robin over the vector cores;
-     * two UB halves, MTE2 -> MTE3 -> MTE2 ordered by event flags. */
-    __aicore__ inline void CopyPieces(uint32_t k)
+    /* One copy item: nr rows of nc elements from src (rows Hx apart) to dst (rows H apart), through UB
+     * half `mine % 2`; MTE2 -> MTE3 -> MTE2 ordered by event flags (balanced by CopyDone). */
+    __aicore__ inline void CopyItem(const GlobalTensor<TX> &src, const GlobalTensor<TX> &dst, uint64_t nr, uint64_t nc,
+                                    uint64_t elems)
     {
-        const uint64_t elems = td_->copyUbBytes / sizeof(TX);      // per half
+        const uint32_t h = copyItems_ % 2U;
+        if (copyItems_ >= 2U) {
+            WaitFlag<HardEvent::MTE3_MTE2>(evFree_[h]);  // the half's previous item has left UB
+        }
+        LocalTensor<TX> buf = copyBuf_.Get<TX>()[h * static_cast<uint32_t>(elems)];
+        DataCopyExtParams in{static_cast<uint16_t>(nr), static_cast<uint32_t>(nc * sizeof(TX)),
+                             static_cast<uint32_t>((g_.Hx - nc) * sizeof(TX)), 0U, 0U};
+        DataCopyPadExtParams<TX> pad{false, 0U, 0U, static_cast<TX>(0)};
+        DataCopyPad(buf, src, in, pad);
+        SetFlag<HardEvent::MTE2_MTE3>(evFull_[h]);
+        WaitFlag<HardEvent::MTE2_MTE3>(evFull_[h]);
+        DataCopyExtParams out{static_cast<uint16_t>(nr), static_cast<uint32_t>(nc * sizeof(TX)), 0U,
+                              static_cast<uint32_t>((g_.H - nc) * sizeof(TX)), 0U};
+        DataCopyPad(dst, buf, out);
+        SetFlag<HardEvent::MTE3_MTE2>(evFree_[h]);
+        ++copyItems_;
+    }
+
+    /* every SetFlag of the copy items has its WaitFlag: both halves are free again */
+    __aicore__ inline void CopyDone()
+    {
+        for (uint32_t h = 0; h < 2U && h < copyItems_; ++h) {
+            WaitFlag<HardEvent::MTE3_MTE2>(evFree_[(copyItems_ - 1U - h) % 2U]);
+        }
+        copyItems_ = 0;
+    }
+
+    /* `rows` rows of Hx elements, in items that fit a UB half (rows, or column pieces of long rows); with
+     * deal: only the items whose running number (*item) is this vector core's in the round robin */
+    __aicore__ inline void CopyRows(const GlobalTensor<TX> &src, const GlobalTensor<TX> &dst, uint64_t rows,
+                                    uint64_t *item = nullptr)
+    {
+        const uint64_t elems = td_->copyUbBytes / sizeof(TX);  // per half
         const uint64_t colChunk = aag::MinU(g_.Hx, elems);
         const uint64_t rowPitch = aag::AlignUp(colChunk, 32U / sizeof(TX));
         uint64_t rowsPerChunk = elems / rowPitch;
         rowsPerChunk = rowsPerChunk == 0U ? 1U : (rowsPerChunk > kMaxBlockCount ? kMaxBlockCount : rowsPerChunk);
-        const uint64_t cores = g_.aivNum;
-        uint64_t item = 0;
-        uint32_t mine = 0;
+        for (uint64_t r0 = 0; r0 < rows; r0 += rowsPerChunk) {
+            const uint64_t nr = aag::MinU(rowsPerChunk, rows - r0);
+            for (uint64_t c0 = 0; c0 < g_.Hx; c0 += colChunk) {
+                if (item != nullptr && (*item)++ % g_.aivNum != aiv_) {
+                    continue;
+                }
+                CopyItem(src[r0 * g_.Hx + c0], dst[r0 * g_.H + c0], nr, aag::MinU(colChunk, g_.Hx - c0), elems);
+            }
+        }
+    }
+
+    /* shard 1, y2: the rows of a unit of the first column panel go to y2 while the cube reads them (so
+     * they come from HBM once); every row of y2 belongs to exactly one such unit */
+    __aicore__ inline void CopyUnitRows(const aag::Unit &u)
+    {
+        if constexpr (Y2_OUT && SHARD == 1U) {
+            if (u.n0 == 0U) {
+                CopyRows(ASource(u.aSrc)[u.aOff], y2Gm_[u.yRow * g_.H], u.tm);
+                CopyDone();
+            }
+        }
+    }
+
+    /* shard 0: the tile's pieces (aag::PieceAt) into y2 or the asm slot, the tp column slices side by side */
+    __aicore__ inline void CopyPieces(uint32_t k)
+    {
+        uint64_t item = 0;  // items (piece, row chunk, column chunk) are dealt round robin
         const uint64_t nseg = aag::NumSegments(g_, k);
         for (uint64_t q = 0; q < nseg; ++q) {
             const aag::Segment sg = aag::SegmentAt(g_, k, q);
             for (uint64_t b = 0; b < aag::PiecesPerSegment(g_); ++b) {
                 const aag::Piece pc = aag::PieceAt(g_, epRank_, tpRank_, k, sg, b);
-                for (uint64_t r0 = 0; r0 < pc.rows; r0 += rowsPerChunk) {
-                    const uint64_t nr = aag::MinU(rowsPerChunk, pc.rows - r0);
-                    for (uint64_t c0 = 0; c0 < g_.Hx; c0 += colChunk, ++item) {
-                        if (item % cores != aiv_) {
-                            continue;
-                        }
-                        const uint64_t nc = aag::MinU(colChunk, g_.Hx - c0);
-                        const uint32_t h = mine % 2U;
-                        if (mine >= 2U) {
-                            WaitFlag<HardEvent::MTE3_MTE2>(evFree_[h]);
-                        }
-                        LocalTensor<TX> buf = copyBuf_.Get<TX>()[h * static_cast<uint32_t>(elems)];
-                        GlobalTensor<TX> src = (pc.srcKind == 0U) ? xGm_ : wsGm_[ws_.agOff];
-                        DataCopyExtParams in{static_cast<uint16_t>(nr), static_cast<uint32_t>(nc * sizeof(TX)),
-                                             static_cast<uint32_t>((g_.Hx - nc) * sizeof(TX)), 0U, 0U};
-                        DataCopyPadExtParams<TX> pad{false, 0U, 0U, static_cast<TX>(0)};
-                        DataCopyPad(buf, src[pc.srcOff + r0 * g_.Hx + c0], in, pad);
-                        SetFlag<HardEvent::MTE2_MTE3>(evFull_[h]);
-                        WaitFlag<HardEvent::MTE2_MTE3>(evFull_[h]);
-                        DataCopyExtParams out{static_cast<uint16_t>(nr), static_cast<uint32_t>(nc * sizeof(TX)), 0U,
-                                              static_cast<uint32_t>((g_.H - nc) * sizeof(TX)), 0U};
-                        const uint64_t dst = pc.dstOff + r0 * g_.H + c0;
-                        if (pc.dstKind == 0U) {
-                            if constexpr (Y2_OUT) {
-                                DataCopyPad(y2Gm_[dst], buf, out);
-                            }
-                        } else {
-                            DataCopyPad(wsGm_[ws_.asmOff + dst], buf, out);
-                        }
-                        SetFlag<HardEvent::MTE3_MTE2>(evFree_[h]);
-                        ++mine;
+                const GlobalTensor<TX> src = (pc.srcKind == 0U) ? xGm_[pc.srcOff] : wsGm_[ws_.agOff + pc.srcOff];
+                if (pc.dstKind == 0U) {
+                    if constexpr (Y2_OUT) {
+                        CopyRows(src, y2Gm_[pc.dstOff], pc.rows, &item);
                     }
+                } else {
+                    CopyRows(src, wsGm_[ws_.asmOff + pc.dstOff], pc.rows, &item);
                 }
             }
         }
-        for (uint32_t h = 0; h < 2U && h < mine; ++h) {  // balance the flags: the last two items' halves free
-            WaitFlag<HardEvent::MTE3_MTE2>(evFree_[(mine - 1U - h) % 2U]);
-        }
+        CopyDone();
     }
 
     /* ---------------------------------------------------------- UB (AIV) */
@@ -525,6 +554,7 @@ private:
     uint64_t aiv_ = 0;
     uint64_t base_ = 0;                 // global position of the next unit (units are dealt round robin)
     uint32_t ownNext_ = 0;              // shard 1: the next tile whose own rows are still to do
+    uint32_t copyItems_ = 0;            // copy items since the last CopyDone
     aag::Unit pend_{};                  // the unit in flight
     uint32_t pendSlot_ = 0;
     bool pending_ = false;

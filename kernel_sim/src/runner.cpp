@@ -442,6 +442,8 @@ extern "C" int aag_sim_cost(const AagSimCall *call, char *out, size_t outLen)
     const moe_mc2::Machine m = moe_mc2::MachineOf(pi);
     moe_mc2::CostConstants cc;
     if (call->l2Bytes > 0) cc.mem.l2Bytes = static_cast<uint64_t>(call->l2Bytes);
+    if (call->collectiveLatencyUs > 0) cc.collectiveLatencySec = call->collectiveLatencyUs * 1e-6;
+    if (call->serialGroups != 0) cc.groupsOverlap = false;
     // the host tiling's plan (or the forced one), re-priced with these constants
     const bool forced = call->nTileEnds > 0 || call->eTile > 0 || call->cTile > 0 || call->unitM > 0 ||
                         call->unitN > 0 || call->epiRows > 0 || call->ownAhead > 0;

@@ -334,6 +334,11 @@ Prediction Evaluate(const Args &a, const aag::Geom &g, const Machine &m, const C
             wLast[sg.e] = touched + footprint;
             footprint += D(wBytes + rows * rowBytesA + outs * rows * g.N * eb);
             b.hbmDataWrite += outs * rows * g.N * eb;
+            if (g.shard == 1U && g.y2Out) {  // y2: the first panel's units copy their rows while the cube reads them
+                b.gmData += 2U * rows * rowBytesA;
+                b.hbmDataWrite += rows * rowBytesA;
+                footprint += D(rows * rowBytesA);
+            }
         }
         touched += footprint;
     };
@@ -381,12 +386,6 @@ Prediction Evaluate(const Args &a, const aag::Geom &g, const Machine &m, const C
             }
             Loads rem(m);
             Bytes bRem;
-            if (g.y2Out) {  // the y2 copy, after the Wait, while a unit is in flight
-                const uint64_t moved = g.ep * g.tp * cells * g.Hx * eb;
-                bRem.gmData += 2U * moved;
-                bRem.hbmDataWrite += moved;
-                touched += D(moved);
-            }
             phase(k, false, rem, bRem);
             tl.rem = part(rem, bRem);
             const auto r = rem.Advance(clock, tl.agEnd + cc.waitSec, std::max(tl.rem.hbm, tl.rem.l2));

@@ -56,7 +56,8 @@ class _Call(ctypes.Structure):
         "ep", "tp", "shard", "act", "E", "C", "H", "M", "dtype", "bias", "biasDtype", "transposeWeight",
         "y2Flag", "y3Flag", "aicPerRank", "ubBytes", "sysWorkspaceBytes", "eTile", "cTile", "unitM", "unitN",
         "epiRows", "nTileEnds")] + [("tileEnds", ctypes.c_int64 * 16), ("legacyETile", ctypes.c_int64),
-        ("legacyCTile", ctypes.c_int64), ("ownAhead", ctypes.c_int64)] + [
+        ("legacyCTile", ctypes.c_int64), ("ownAhead", ctypes.c_int64),
+        ("collectiveLatencyUs", ctypes.c_double), ("serialGroups", ctypes.c_int64)] + [
         ("seed", ctypes.c_uint64), ("maxDelay", ctypes.c_int64), ("countOnly", ctypes.c_int64),
         ("raceCheck", ctypes.c_int64), ("watchdogSeconds", ctypes.c_double), ("l2Bytes", ctypes.c_int64),
         ("l2LineBytes", ctypes.c_int64), ("kernel", ctypes.c_char_p),

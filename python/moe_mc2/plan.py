@@ -20,11 +20,14 @@ from .contract import activations
 MiB = float(1 << 20)
 
 
-def cost(cfg: ks.SimConfig, legacy_tiles=None) -> dict:
-    """The cost model's JSON for one call (aag_sim_cost)."""
+def cost(cfg: ks.SimConfig, legacy_tiles=None, latency_us: float = 0.0, serial_groups: bool = False) -> dict:
+    """The cost model's JSON for one call (aag_sim_cost); latency_us / serial_groups: what-ifs on two of
+    its assumptions (0 / False: the constants)."""
     call = ks._struct(cfg)
     if legacy_tiles:
         call.legacyETile, call.legacyCTile = legacy_tiles
+    call.collectiveLatencyUs = latency_us
+    call.serialGroups = int(serial_groups)
     buf = ctypes.create_string_buffer(1 << 22)
     ks.load().aag_sim_cost(ctypes.byref(call), buf, len(buf))
     return json.loads(buf.value.decode())
@@ -154,6 +157,10 @@ def _parse(argv):
     p.add_argument("--own-ahead", type=int, default=None, help="shard 1: force the own-rows lookahead")
     p.add_argument("--legacy-tiles", type=int, nargs=2, default=None, metavar=("E_TILE", "C_TILE"),
                    help="the issue-9 kernel's tile shape (default: its best under these constants)")
+    p.add_argument("--collective-latency-us", type=float, default=0.0,
+                   help="what-if: latency of one collective (default: the model's constant)")
+    p.add_argument("--serial-groups", action="store_true",
+                   help="what-if: the ep and tp collectives never run at the same time")
     p.add_argument("--count", action="store_true",
                    help="also run the real kernel source in the CPU model (counting mode) and print its counters")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -171,7 +178,7 @@ def main(argv=None) -> int:
                        shard_type=a.shard_type, bias=a.bias, transpose_weight=a.transpose_weight, y2=a.y2, y3=a.y3,
                        aic=a.aic, l2_bytes=a.l2_mib << 20, tile_ends=tuple(a.tile_ends) if a.tile_ends else None,
                        own_ahead=a.own_ahead)
-    c = cost(cfg, tuple(a.legacy_tiles) if a.legacy_tiles else None)
+    c = cost(cfg, tuple(a.legacy_tiles) if a.legacy_tiles else None, a.collective_latency_us, a.serial_groups)
     if not c.get("valid"):
         print(f"invalid call: [{c.get('rule')}] {c.get('message')}", file=sys.stderr)
         return 2
