@@ -885,9 +885,17 @@ Prediction EvaluateLegacy(const Args &a, const Machine &m, uint64_t eTileIn, uin
             SerialPass mmP, epiP;
             const double flops = 2.0 * D(runs) * D(A16(runRows)) * D(A16(H)) * D(A16(N));
             mmP.cube = flops / cc.cubeFlopsPerSec + D(runs) * cc.matmulSyncCallSec;
-            mmP.bytes = D(outRows * H * eb + runs * H * N * eb + outRows * N * 4U);
-            (d.y2Out ? b.gmData : b.gmWorkspace) += outRows * H * eb;
-            b.gmData += runs * H * N * eb;
+            // each run is split over the cube cores in singleCoreM x singleCoreN blocks (the split the CPU model's
+            // TCubeTiling made for that kernel): A is read once per column block, B once per row block
+            const uint64_t nSplit = std::min<uint64_t>(m.aicNum, CeilDiv(N, 16U));
+            const uint64_t sN = std::min<uint64_t>(N, A16(CeilDiv(N, nSplit)));
+            const uint64_t runMax = std::max<uint64_t>(d.shard == 1 ? Rx : C, cTile < Rx ? cTile : 0U);
+            const uint64_t mSplit = std::max<uint64_t>(1U, m.aicNum / nSplit);
+            const uint64_t sM = std::min<uint64_t>(runMax, A16(CeilDiv(runMax, mSplit)));
+            const uint64_t nBlocks = CeilDiv(N, sN), mBlocks = CeilDiv(runRows, sM);
+            mmP.bytes = D(nBlocks * outRows * H * eb + runs * mBlocks * H * N * eb + outRows * N * 4U);
+            (d.y2Out ? b.gmData : b.gmWorkspace) += nBlocks * outRows * H * eb;
+            b.gmData += runs * mBlocks * H * N * eb;
             b.gmWorkspace += 2U * outRows * N * 4U;
             mmP.hbm = D(wReads * H * N * eb);
             b.hbmDataRead += wReads * H * N * eb;
