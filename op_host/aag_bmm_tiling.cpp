@@ -4,9 +4,10 @@
  * the HCCL and Matmul problems) comes from the portable core
  * (op_host/core/aag_bmm_tiling_core.*), which the CPU model of the kernel runs
  * too; this file only reads the TilingContext and the platform, asks CANN's
- * tiling libraries for the two blobs only they can make (the HCCL Mc2 tiling
- * and the Matmul TCubeTiling) and writes the results back. Compiles only with
- * CANN (checked against the open-source headers by shared/cann/check.sh).
+ * tiling libraries for the blobs only they can make (the HCCL Mc2 tiling and
+ * the Matmul TCubeTilings of one unit) and writes the results back. Compiles
+ * only with CANN (checked against the open-source headers by
+ * shared/cann/check.sh).
  */
 #include <string>
 
@@ -30,8 +31,30 @@ using namespace moe_mc2_glue;
 
 matmul_tiling::DataType MmType(moe_mc2::DType d)
 {
-    return d == moe_mc2::DType::kBFloat16 ? matmul_tiling::DataType::DT_BFLOAT16
-                                          : matmul_tiling::DataType::DT_FLOAT16;
+    switch (d) {
+        case moe_mc2::DType::kBFloat16: return matmul_tiling::DataType::DT_BFLOAT16;
+        case moe_mc2::DType::kFloat32: return matmul_tiling::DataType::DT_FLOAT;
+        default: return matmul_tiling::DataType::DT_FLOAT16;
+    }
+}
+
+/* the single-core tiling of one unit: (M x K) * (K x N) -> C (x's dtype or fp32), bias when the
+ * matmul adds it; the kernel sets the shapes of every call itself (SetOrgShape / SetSingleShape) */
+bool UnitTiling(const platform_ascendc::PlatformAscendC &platform, const moe_mc2::CubeProblem &cube,
+                matmul_tiling::DataType cType, AscendC::tiling::TCubeTiling &out)
+{
+    matmul_tiling::MatmulApiTiling mm(platform);
+    mm.SetAType(matmul_tiling::TPosition::GM, matmul_tiling::CubeFormat::ND, MmType(cube.inType), false);
+    mm.SetBType(matmul_tiling::TPosition::GM, matmul_tiling::CubeFormat::ND, MmType(cube.inType), cube.transposeB);
+    mm.SetCType(matmul_tiling::TPosition::GM, matmul_tiling::CubeFormat::ND, cType);
+    mm.SetBias(cube.bias);
+    if (cube.bias) {
+        mm.SetBiasType(matmul_tiling::TPosition::GM, matmul_tiling::CubeFormat::ND, MmType(cube.biasType));
+    }
+    mm.SetShape(cube.M, cube.N, cube.K);
+    mm.SetOrgShape(cube.M, cube.N, cube.K);
+    mm.SetBufferSpace(-1, -1, -1);
+    return mm.GetTiling(out) != -1;
 }
 
 bool ReadArgs(gert::TilingContext *ctx, moe_mc2::Args &a)
@@ -80,9 +103,8 @@ ge::graphStatus AagBmmTilingFunc(gert::TilingContext *ctx)
         OP_LOGE(node, "%s (%s)", err.message.c_str(), err.error.c_str());
         return ge::GRAPH_FAILED;
     }
-    OP_LOGI(node, "plan eTile=%lu cTile=%lu tiles=%u makespan=%.1fus no-overlap=%.1fus",
-            static_cast<unsigned long>(kt.plan.g.eTile), static_cast<unsigned long>(kt.plan.g.cTile),
-            aag::NumTiles(kt.plan.g), kt.plan.makespan * 1e6, kt.plan.noOverlap * 1e6);
+    OP_LOGI(node, "plan: %s; predicted makespan %.1fus, bound %.1fus (cost model, not a measurement)",
+            kt.plan.pred.tiling.c_str(), kt.plan.pred.makespan * 1e6, kt.plan.pred.bound * 1e6);
 
     // 2. the tiling struct
     AagBmmTilingData *td = ctx->GetTilingData<AagBmmTilingData>();
@@ -94,7 +116,6 @@ ge::graphStatus AagBmmTilingFunc(gert::TilingContext *ctx)
     td->aivNum = kt.aivNum;
     td->ubBytes = kt.ubBytes;
     td->copyUbBytes = kt.copyUbBytes;
-    td->epiColChunk = kt.epiColChunk;
 
     // 3. HCCL blobs: one init blob, AlltoAllV on group_ep, AllGather on group_tp
     AscendC::Mc2CcTilingConfig cc(kt.alltoall.group, kt.alltoall.opType, kt.alltoall.algConfig);
@@ -105,18 +126,9 @@ ge::graphStatus AagBmmTilingFunc(gert::TilingContext *ctx)
     cc.SetAlgConfig(kt.allgather.algConfig);
     cc.GetTiling(td->allgatherCcTiling);
 
-    // 4. Matmul blob for the largest run: (M x K) * (K x N) -> fp32, bias added by the vector epilogue
-    matmul_tiling::MultiCoreMatmulTiling mm(platform);
-    mm.SetDim(static_cast<int32_t>(kt.cube.cores));
-    mm.SetAType(matmul_tiling::TPosition::GM, matmul_tiling::CubeFormat::ND, MmType(kt.cube.inType), false);
-    mm.SetBType(matmul_tiling::TPosition::GM, matmul_tiling::CubeFormat::ND, MmType(kt.cube.inType),
-                kt.cube.transposeB);
-    mm.SetCType(matmul_tiling::TPosition::GM, matmul_tiling::CubeFormat::ND, matmul_tiling::DataType::DT_FLOAT);
-    mm.SetBias(false);
-    mm.SetShape(kt.cube.M, kt.cube.N, kt.cube.K);
-    mm.SetOrgShape(kt.cube.M, kt.cube.N, kt.cube.K);
-    mm.SetBufferSpace(-1, -1, -1);
-    if (mm.GetTiling(td->mmTiling) == -1) {
+    // 4. Matmul blobs of one unit: C in x's dtype (y1 written by the matmul) and C in fp32 (the ring)
+    if (!UnitTiling(platform, kt.cube, MmType(kt.cube.inType), td->mmTiling) ||
+        !UnitTiling(platform, kt.cube, matmul_tiling::DataType::DT_FLOAT, td->mmRingTiling)) {
         OP_LOGE(node, "matmul tiling failed for %d x %d x %d", kt.cube.M, kt.cube.N, kt.cube.K);
         return ge::GRAPH_FAILED;
     }

@@ -6,22 +6,34 @@
  * model of the Ascend C API (kernel_sim/, docs/kernel_model.md), which checks
  * it against the reference on simulated ep x tp worlds. Unverified on an NPU.
  *
- * Schedule (one rank, plan from the host tiling):
+ * Schedule of one rank (the plan comes from the host tiling; vocabulary and
+ * formulas in aag_bmm_offsets.h):
  *   1. every vector core issues the same Prepare/Commit sequence up front (the
  *      HCCL client hands out handles on every core; vector core 0, the working
- *      core, writes the messages), so the server runs them back to back while
- *      the cores compute:
- *        shard 0: AllGather(tp) of the own experts for the local block;
- *        each remote tile k: AlltoAllV(ep) -> InterHcclGroupSync -> AllGather(tp).
- *      The group sync is a data dependency: the AllGather sends what the
- *      AlltoAllV received. Every tile has its own receive buffers, so no task
- *      waits for an earlier tile (docs/op_alltoall_allgather_bmm.md).
- *   2. tile 0 (local block), then remote tiles 1..n in order:
- *        wait for the tile's AllGather (nothing for tile 0 in shard 1),
- *        assemble its rows into Y2buf (y2 itself when requested),
- *        per run: Matmul (fp32 accumulation) into an fp32 scratch, then the
- *        vector epilogue: + bias, y3 = cast(acc), y1 = cast(act(acc)).
- *   Later tiles' communication therefore runs while earlier tiles compute.
+ *      core, writes the messages): for each tile k, AlltoAllV(ep) ->
+ *      InterHcclGroupSync -> AllGather(tp). The group sync is a data
+ *      dependency (the AllGather sends what the AlltoAllV received); every
+ *      tile has its own receive regions, so nothing waits for an earlier tile.
+ *   2. the matmul units of the tiles are dealt round robin over the vector
+ *      cores; each vector core drives its cube core (MIX 1:2, both vector
+ *      cores of an AI Core share it), one asynchronous IterateAll in flight:
+ *        shard 1, tile k: first the units of the rank's own rows (A read in
+ *        place from x, while the tile's collectives are in flight), then Wait
+ *        for the tile's AllGather and the units of every other source (A read
+ *        in place from the AllGather receive buffer);
+ *        shard 0, tile k: Wait, assemble the tile's rows (the tp column slices
+ *        side by side) into y2 or a one-tile slot, SyncAll, then the units.
+ *      act None without a bf16 bias: the matmul writes y1 in x's dtype, bias
+ *      added by the matmul (SetBias), one rounding; nothing else runs.
+ *      Otherwise each unit goes to a per-vector-core ring of two fp32 slots
+ *      in the workspace and the vector core finishes the previous unit while
+ *      the cube computes the next: + bias (only a bf16 bias, which the matmul
+ *      cannot take on A2/A3), y3 = round(acc), y1 = round(act(acc)), in
+ *      multi-row chunks through depth-2 queues.
+ *   3. y2 (shard 1, only when requested): the rows of each unit of the first
+ *      column panel are copied from x / the receive buffer while the cube
+ *      reads them for that unit, so they come from HBM once.
+ *   4. SyncAll, then both clients Finalize.
  */
 #ifndef MOE_MC2_AAG_BMM_KERNEL_H
 #define MOE_MC2_AAG_BMM_KERNEL_H
@@ -47,16 +59,32 @@ __aicore__ inline HcclDataType HcclTypeOf()
     }
 }
 
-/* TX: x / weight / y dtype (half or bfloat16_t); TB: bias dtype (half or float).
+template <bool COND, typename A, typename B>
+struct AagPick {
+    using T = A;
+};
+template <typename A, typename B>
+struct AagPick<false, A, B> {
+    using T = B;
+};
+
+/* TX: x / weight / y dtype (half or bfloat16_t); TB: bias dtype (half, float or bfloat16_t).
  * The five template flags are the tiling key (aag::TilingKey). */
 template <typename TX, typename TB, uint32_t SHARD, bool TRANS_W, bool HAS_BIAS, bool Y2_OUT, bool Y3_OUT>
 class AagBmmKernel {
 public:
+    /* the Matmul takes a half or float bias on Atlas A2/A3 (SetBias documentation); a bf16 bias is
+     * added by the vector epilogue instead */
+    static constexpr bool kCubeBias = HAS_BIAS && !IsSameType<TB, bfloat16_t>::value;
+    static constexpr bool kVecBias = HAS_BIAS && !kCubeBias;
+    using BiasT = typename AagPick<kCubeBias, TB, float>::T;
     using AType = matmul::MatmulType<TPosition::GM, CubeFormat::ND, TX, false>;
     using BType = matmul::MatmulType<TPosition::GM, CubeFormat::ND, TX, TRANS_W>;
-    using CType = matmul::MatmulType<TPosition::GM, CubeFormat::ND, float>;
-    using BiasType = matmul::MatmulType<TPosition::GM, CubeFormat::ND, float>;  // unused: bias is added in fp32 by the epilogue
-    matmul::Matmul<AType, BType, CType, BiasType> mm;
+    using BiasType = matmul::MatmulType<TPosition::GM, CubeFormat::ND, BiasT>;
+    using CDirectType = matmul::MatmulType<TPosition::GM, CubeFormat::ND, TX>;
+    using CRingType = matmul::MatmulType<TPosition::GM, CubeFormat::ND, float>;
+    matmul::Matmul<AType, BType, CDirectType, BiasType> mmDirect;  // y1 in x's dtype (act None)
+    matmul::Matmul<AType, BType, CRingType, BiasType> mmRing;      // fp32 units for the epilogue
 
     __aicore__ inline AagBmmKernel() {}
 
@@ -83,10 +111,8 @@ public:
         wsGm_.SetGlobalBuffer(reinterpret_cast<__gm__ TX *>(userWs));
         if constexpr (Y2_OUT) {
             y2Gm_.SetGlobalBuffer(reinterpret_cast<__gm__ TX *>(y2));
-        } else {
-            y2Gm_.SetGlobalBuffer(reinterpret_cast<__gm__ TX *>(userWs) + ws_.y2Off);
         }
-        accGm_.SetGlobalBuffer(reinterpret_cast<__gm__ float *>(userWs + ws_.accOffBytes));
+        ringGm_.SetGlobalBuffer(reinterpret_cast<__gm__ float *>(userWs + ws_.ringOffBytes));
 
         // HCCL clients: group 0 = group_ep (AlltoAllV), group 1 = group_tp (AllGather),
         // the order of MC2().HcclGroup({"group_ep", "group_tp"}) in the OpDef. InitV2 takes
@@ -99,39 +125,30 @@ public:
             hcclTp_.SetCcTilingV2(offsetof(AagBmmTilingData, allgatherCcTiling));
             epRank_ = hcclEp_.GetRankId();
             tpRank_ = hcclTp_.GetRankId();
+            InitUb();
         }
-        pipe_->InitBuffer(ubBuf_, td->ubBytes / 4U * 3U / 32U * 32U);  // the rest: activation API scratch
     }
 
     __aicore__ inline void Process()
     {
         // All orchestration runs on the vector cores; the cube cores serve the
-        // Matmul high-level API requests (MIX 1:2), so only AIV cores sync here.
+        // Matmul requests (MIX 1:2) inside REGIST_MATMUL_OBJ.
         if ASCEND_IS_AIV {
             IssueCollectives();
-            const uint32_t nt = aag::NumTiles(g_);
-            for (uint32_t k = 0; k < nt; ++k) {
-                if (k == 0U) {
-                    if constexpr (SHARD == 0U) {
-                        hcclTp_.Wait(localAg_);
-                    }
+            aiv_ = static_cast<uint64_t>(GetBlockIdx());
+            base_ = 0U;
+            for (uint32_t k = 0; k < aag::NumTiles(g_); ++k) {
+                if constexpr (SHARD == 1U) {
+                    TileShard1(k);
                 } else {
-                    hcclTp_.Wait(ag_[k]);
-                }
-                SyncAll<true>();
-                Assemble(k);
-                SyncAll<true>();
-                const uint64_t runs = aag::NumRuns(g_, k);
-                for (uint64_t r = 0; r < runs; ++r) {
-                    aag::Run run = aag::RunAt(g_, epRank_, tpRank_, k, r);
-                    MatmulRun(run);
-                    SyncAll<true>();
-                    Epilogue(run);
-                    SyncAll<true>();
+                    TileShard0(k);
                 }
             }
+            Drain();
+            SyncAll<true>();  // every core's Waits are done before the working core finalizes
             hcclEp_.Finalize();
             hcclTp_.Finalize();
+            ReleaseEvents();
         }
     }
 
@@ -140,26 +157,19 @@ private:
     __aicore__ inline void IssueCollectives()
     {
         const HcclDataType dt = HcclTypeOf<TX>();
-        GM_ADDR xAddr = xAddr_;
-        if constexpr (SHARD == 0U) {
-            localAg_ = hcclTp_.AllGather<true>(xAddr + aag::LocalAGSendDispl(g_, epRank_) * sizeof(TX),
-                                               wsBase_ + ws_.localAgOff * sizeof(TX), aag::AGSendCount(g_, 0U), dt,
-                                               0U);
-        }
         uint64_t sendCounts[aag::kMaxWorld];
         uint64_t sdispls[aag::kMaxWorld];
         uint64_t recvCounts[aag::kMaxWorld];
         uint64_t rdispls[aag::kMaxWorld];
-        const uint32_t nt = aag::NumTiles(g_);
-        for (uint32_t k = 1; k < nt; ++k) {
+        for (uint32_t k = 0; k < aag::NumTiles(g_); ++k) {
             for (uint32_t j = 0; j < g_.ep; ++j) {
-                sendCounts[j] = aag::A2ASendCount(g_, k, epRank_, j);
+                sendCounts[j] = aag::A2ABlock(g_, k);
                 sdispls[j] = aag::A2ASendDispl(g_, k, j);
                 recvCounts[j] = sendCounts[j];
-                rdispls[j] = aag::A2ARecvDispl(g_, k, epRank_, j);
+                rdispls[j] = aag::A2ARecvDispl(g_, k, j);
             }
             GM_ADDR a2aBuf = wsBase_ + (ws_.a2aOff + aag::A2ATileOff(g_, k)) * sizeof(TX);
-            HcclHandle a2a = hcclEp_.AlltoAllV<true>(xAddr, sendCounts, sdispls, dt, a2aBuf, recvCounts, rdispls, dt);
+            HcclHandle a2a = hcclEp_.AlltoAllV<true>(xAddr_, sendCounts, sdispls, dt, a2aBuf, recvCounts, rdispls, dt);
             // the tp AllGather of tile k starts on the server once the ep AlltoAllV is done
             hcclTp_.InterHcclGroupSync(HCCL_GROUP_ID_0, a2a);
             ag_[k] = hcclTp_.AllGather<true>(a2aBuf, wsBase_ + (ws_.agOff + aag::AGTileOff(g_, k)) * sizeof(TX),
@@ -167,98 +177,143 @@ private:
         }
     }
 
-    /* ------------------------------------------ assemble into Y2buf (AIV) */
-    __aicore__ inline GlobalTensor<TX> CopySource(uint32_t kind)
+    /* --------------------------------------------------------- tiles (AIV) */
+    /* the own rows of tile k: no communication needed */
+    __aicore__ inline void OwnPhase(uint32_t k)
+    {
+        const uint64_t nseg = aag::NumSegments(g_, k);
+        for (uint64_t q = 0; q < nseg; ++q) {
+            const aag::Segment sg = aag::SegmentAt(g_, k, q);
+            const uint64_t cnt = aag::OwnUnitsOfSegment(g_, sg.cL);
+            for (uint64_t u = aag::FirstMine(base_, aiv_, g_.aivNum); u < cnt; u += g_.aivNum) {
+                DoUnit(aag::OwnUnit(g_, epRank_, tpRank_, k, sg, u));
+            }
+            base_ += cnt;
+        }
+    }
+
+    __aicore__ inline void TileShard1(uint32_t k)
+    {
+        // the own rows of the tiles up to k + ownAhead, while their collectives are in flight
+        const uint32_t lastOwn = (k + g_.ownAhead < aag::NumTiles(g_)) ? k + g_.ownAhead : aag::NumTiles(g_) - 1U;
+        for (; ownNext_ <= lastOwn; ++ownNext_) {
+            OwnPhase(ownNext_);
+        }
+        const uint64_t nseg = aag::NumSegments(g_, k);
+        hcclTp_.Wait(ag_[k]);  // the tile's rows of every other source have landed
+        for (uint64_t q = 0; q < nseg; ++q) {
+            const aag::Segment sg = aag::SegmentAt(g_, k, q);
+            const uint64_t cnt = aag::RemoteUnitsOfSegment(g_, sg.cL);
+            for (uint64_t u = aag::FirstMine(base_, aiv_, g_.aivNum); u < cnt; u += g_.aivNum) {
+                DoUnit(aag::RemoteUnit(g_, epRank_, tpRank_, k, sg, u));
+            }
+            base_ += cnt;
+        }
+    }
+
+    __aicore__ inline void TileShard0(uint32_t k)
+    {
+        Drain();               // this core's units of the previous tile are done (the asm slot is reused)
+        hcclTp_.Wait(ag_[k]);
+        SyncAll<true>();       // ... and every other core's
+        CopyPieces(k);         // the tile's rows, tp column slices side by side
+        SyncAll<true>();       // every row assembled before any unit reads it
+        const uint64_t nseg = aag::NumSegments(g_, k);
+        for (uint64_t q = 0; q < nseg; ++q) {
+            const aag::Segment sg = aag::SegmentAt(g_, k, q);
+            const uint64_t cnt = aag::RemoteUnitsOfSegment(g_, sg.cL);
+            for (uint64_t u = aag::FirstMine(base_, aiv_, g_.aivNum); u < cnt; u += g_.aivNum) {
+                DoUnit(aag::RemoteUnit(g_, epRank_, tpRank_, k, sg, u));
+            }
+            base_ += cnt;
+        }
+    }
+
+    /* ----------------------------------------------------- matmul units (AIV) */
+    __aicore__ inline GlobalTensor<TX> ASource(uint32_t kind)
     {
         if (kind == 0U) {
             return xGm_;
         }
-        return wsGm_[kind == 1U ? ws_.localAgOff : ws_.agOff];
-    }
-
-    __aicore__ inline void Assemble(uint32_t k)
-    {
-        const uint32_t core = GetBlockIdx();
-        const uint32_t cores = GetBlockNum() * GetTaskRatio();
-        const uint64_t elemsPerBlock32 = 32U / sizeof(TX);
-        const uint64_t bufElems = td_->copyUbBytes / sizeof(TX);
-        const uint64_t colChunk = (g_.Hx < bufElems) ? g_.Hx : bufElems;
-        const uint64_t rowPitch = aag::AlignUp(colChunk, elemsPerBlock32);
-        uint64_t rowsPerChunk = (bufElems / rowPitch > 0U) ? bufElems / rowPitch : 1U;
-        if (rowsPerChunk > kMaxBlockCount) {
-            rowsPerChunk = kMaxBlockCount;  // DataCopyPad: blockCount <= 4095
+        if (kind == 1U) {
+            return wsGm_[ws_.agOff];
         }
-        LocalTensor<TX> buf = ubBuf_.Get<TX>();
-        uint64_t unit = 0;  // round-robin over (block, row chunk, column chunk)
-        const uint64_t nb = aag::NumCopyBlocks(g_, k);
-        for (uint64_t b = 0; b < nb; ++b) {
-            aag::CopyBlock cb = aag::CopyBlockAt(g_, epRank_, tpRank_, k, b);
-            if (cb.skip) {
-                continue;
-            }
-            GlobalTensor<TX> src = CopySource(cb.srcKind);
-            for (uint64_t r0 = 0; r0 < cb.rows; r0 += rowsPerChunk) {
-                const uint64_t nr = (cb.rows - r0 < rowsPerChunk) ? cb.rows - r0 : rowsPerChunk;
-                for (uint64_t c0 = 0; c0 < g_.Hx; c0 += colChunk, ++unit) {
-                    if (unit % cores != core) {
-                        continue;
-                    }
-                    const uint64_t nc = (g_.Hx - c0 < colChunk) ? g_.Hx - c0 : colChunk;
-                    DataCopyExtParams in{static_cast<uint16_t>(nr), static_cast<uint32_t>(nc * sizeof(TX)),
-                                         static_cast<uint32_t>((g_.Hx - nc) * sizeof(TX)), 0U, 0U};
-                    DataCopyPadExtParams<TX> pad{false, 0U, 0U, static_cast<TX>(0)};
-                    DataCopyPad(buf, src[cb.srcOff + r0 * g_.Hx + c0], in, pad);
-                    PipeBarrier<PIPE_ALL>();
-                    DataCopyExtParams out{static_cast<uint16_t>(nr), static_cast<uint32_t>(nc * sizeof(TX)), 0U,
-                                          static_cast<uint32_t>((g_.H - nc) * sizeof(TX)), 0U};
-                    DataCopyPad(y2Gm_[cb.dstOff + r0 * g_.H + c0], buf, out);
-                    PipeBarrier<PIPE_ALL>();
-                }
-            }
+        if constexpr (Y2_OUT) {
+            return y2Gm_;
+        } else {
+            return wsGm_[ws_.asmOff];
         }
     }
 
-    /* ---------------------------------------------- matmul of one run */
-    __aicore__ inline void MatmulRun(const aag::Run &run)
+    template <class MM>
+    __aicore__ inline void SetOperands(MM &mm, const aag::Unit &u, uint64_t orgKc)
     {
-        const AscendC::tiling::TCubeTiling &t = td_->mmTiling;
-        const uint64_t sM = static_cast<uint64_t>(t.singleCoreM);
-        const uint64_t sN = static_cast<uint64_t>(t.singleCoreN);
-        const uint64_t mBlocks = (run.rows + sM - 1U) / sM;
-        const uint64_t nBlocks = (g_.N + sN - 1U) / sN;
-        // in MIX 1:2 mode one vector core of each pair drives its cube core's matmul
-        if (GetSubBlockIdx() != 0) {
+        mm.SetOrgShape(static_cast<int>(u.tm), static_cast<int>(g_.N), static_cast<int>(g_.H),
+                       static_cast<int>(g_.H), static_cast<int>(orgKc));
+        mm.SetTensorA(ASource(u.aSrc)[u.aOff], false);
+        mm.SetTensorB(wGm_[aag::WeightOff(g_, u.e, 0U, u.n0)], TRANS_W);
+        if constexpr (kCubeBias) {
+            mm.SetBias(biasGm_[u.e * g_.N + u.n0]);
+        }
+        mm.SetSingleShape(static_cast<int>(u.tm), static_cast<int>(u.tn), static_cast<int>(g_.H));
+    }
+
+    /* one unit in flight per vector core: wait for the previous one, start this one, then finish
+     * the previous one on the vector core (ring) while the cube computes */
+    __aicore__ inline void DoUnit(const aag::Unit &u)
+    {
+        if (g_.ring == 0U) {
+            if (pending_) {
+                mmDirect.WaitIterateAll();
+                mmDirect.End();
+            }
+            SetOperands(mmDirect, u, 0U);
+            mmDirect.template IterateAll<false>(y1Gm_[u.yRow * g_.N + u.n0], 0, false, true);
+            CopyUnitRows(u);
+            pending_ = true;
             return;
         }
-        // the tiling spreads a run over usedCoreNum cube cores (<= the launched ones)
-        const uint64_t mmCore = GetBlockIdx() / GetTaskRatio();
-        const uint64_t mmCores = static_cast<uint64_t>(t.usedCoreNum);
-        if (mmCore >= mmCores) {
-            return;
+        if (pending_) {
+            mmRing.WaitIterateAll();
+            mmRing.End();
         }
-        const uint64_t aOff = aag::RunAOff(g_, run);
-        const uint64_t wOff = aag::RunWOff(g_, run);
-        mm.SetOrgShape(static_cast<int>(run.rows), static_cast<int>(g_.N), static_cast<int>(g_.H));
-        for (uint64_t blk = mmCore; blk < mBlocks * nBlocks; blk += mmCores) {
-            const uint64_t mi = blk / nBlocks;
-            const uint64_t ni = blk % nBlocks;
-            const uint64_t tm = (run.rows - mi * sM < sM) ? run.rows - mi * sM : sM;
-            const uint64_t tn = (g_.N - ni * sN < sN) ? g_.N - ni * sN : sN;
-            // B is (H, N) row-major, or (N, H) row-major when transposed
-            const uint64_t bOff = TRANS_W ? wOff + ni * sN * g_.H : wOff + ni * sN;
-            mm.SetSingleShape(static_cast<int>(tm), static_cast<int>(tn), static_cast<int>(g_.H));
-            mm.SetTensorA(y2Gm_[aOff + mi * sM * g_.H], false);
-            mm.SetTensorB(wGm_[bOff], TRANS_W);
-            mm.IterateAll(accGm_[mi * sM * g_.N + ni * sN]);
-            mm.End();
+        const uint32_t slot = pending_ ? 1U - pendSlot_ : 0U;
+        if (slotRead_[slot]) {
+            // the epilogue's reads of this slot (MTE2) are complete before the cube overwrites it
+            SetFlag<HardEvent::MTE2_S>(evSlot_);
+            WaitFlag<HardEvent::MTE2_S>(evSlot_);
+            slotRead_[slot] = false;
         }
+        SetOperands(mmRing, u, g_.unitN);
+        mmRing.template IterateAll<false>(ringGm_[aag::RingSlotOff(g_, aiv_, slot)], 0, false, true);
+        CopyUnitRows(u);
+        if (pending_) {
+            Epilogue(pend_, pendSlot_);
+        }
+        pend_ = u;
+        pendSlot_ = slot;
+        pending_ = true;
     }
 
-    /* -------------------------------- bias + activation epilogue (AIV) */
-    /* act_type 1..4 into dst (fp32); act_type 0 (None) never gets here: the
-     * epilogue rounds the accumulator itself (a UB->UB DataCopy would move whole
-     * 32-byte blocks only and leave the tail of a row stale). */
-    __aicore__ inline void Activate(LocalTensor<float> &dst, LocalTensor<float> &src, uint32_t n)
+    __aicore__ inline void Drain()
+    {
+        if (!pending_) {
+            return;
+        }
+        if (g_.ring == 0U) {
+            mmDirect.WaitIterateAll();
+            mmDirect.End();
+        } else {
+            mmRing.WaitIterateAll();
+            mmRing.End();
+            Epilogue(pend_, pendSlot_);
+        }
+        pending_ = false;
+    }
+
+    /* ------------------------------------------------------- epilogue (AIV) */
+    /* act_type 1..4 into dst (fp32) */
+    __aicore__ inline void Activate(const LocalTensor<float> &dst, const LocalTensor<float> &src, uint32_t n)
     {
         switch (g_.act) {
             case 1U: Gelu(dst, src, n); break;        // x / (1 + exp(-1.59576912 (x + 0.044715 x^3)))
@@ -268,80 +323,248 @@ private:
         }
     }
 
-    __aicore__ inline void Epilogue(const aag::Run &run)
+    /* the bf16 bias (vector path only): once per unit, replicated over the chunk's rows */
+    __aicore__ inline void LoadVecBias(const aag::Unit &u, uint32_t tnPad)
     {
-        const uint32_t core = GetBlockIdx();
-        const uint32_t cores = GetBlockNum() * GetTaskRatio();
-        const uint64_t chunk = td_->epiColChunk;   // floats per pass, multiple of 64
-        LocalTensor<float> acc = ubBuf_.Get<float>();
-        LocalTensor<float> bias = acc[chunk];
-        LocalTensor<float> act = acc[2U * chunk];
-        LocalTensor<TX> out = acc[3U * chunk].template ReinterpretCast<TX>();
-        LocalTensor<TB> biasRaw = acc[4U * chunk].template ReinterpretCast<TB>();
-        const uint64_t yOff = aag::RunYOff(g_, run);
-        uint64_t unit = 0;
-        for (uint64_t r = 0; r < run.rows; ++r) {
-            for (uint64_t c0 = 0; c0 < g_.N; c0 += chunk, ++unit) {
-                if (unit % cores != core) {
+        if constexpr (kVecBias) {
+            if (biasLoaded_) {
+                WaitFlag<HardEvent::V_MTE2>(evBiasFree_);  // the previous unit's Cast has read biasRaw
+            }
+            LocalTensor<TB> raw = biasRawBuf_.Get<TB>();
+            LocalTensor<float> row = biasRowBuf_.Get<float>();
+            LocalTensor<float> rep = biasRepBuf_.Get<float>();
+            DataCopyExtParams bp{1U, static_cast<uint32_t>(u.tn * sizeof(TB)), 0U, 0U, 0U};
+            DataCopyPadExtParams<TB> padB{false, 0U, 0U, static_cast<TB>(0)};
+            DataCopyPad(raw, biasGm_[u.e * g_.N + u.n0], bp, padB);
+            SetFlag<HardEvent::MTE2_V>(evBias_);
+            WaitFlag<HardEvent::MTE2_V>(evBias_);
+            Cast(row, raw, RoundMode::CAST_NONE, tnPad);
+            PipeBarrier<PIPE_V>();
+            for (uint32_t r = 0; r < g_.epiRows; ++r) {
+                DataCopy(rep[r * tnPad], row, tnPad);
+            }
+            PipeBarrier<PIPE_V>();
+            SetFlag<HardEvent::V_MTE2>(evBiasFree_);
+            biasLoaded_ = true;
+        }
+    }
+
+    __aicore__ inline void Epilogue(const aag::Unit &u, uint32_t slot)
+    {
+        const uint32_t tn = static_cast<uint32_t>(u.tn);
+        const uint32_t tnPad = static_cast<uint32_t>(aag::AlignUp(tn, 16U));
+        const uint64_t slotOff = aag::RingSlotOff(g_, aiv_, slot);
+        LoadVecBias(u, tnPad);
+        const DataCopyPadExtParams<float> padF{false, 0U, 0U, 0.0f};
+        LocalTensor<float> act = actBuf_.Get<float>();
+        for (uint64_t r0 = 0; r0 < u.tm; r0 += g_.epiRows) {
+            const uint32_t rr = static_cast<uint32_t>(aag::MinU(g_.epiRows, u.tm - r0));
+            const uint32_t n = rr * tnPad;
+            // in: rr rows of tn floats, ring row stride unitN, UB row pitch tnPad
+            LocalTensor<float> acc = inQue_.AllocTensor<float>();
+            DataCopyExtParams in{static_cast<uint16_t>(rr), tn * 4U, (g_.unitN - tn) * 4U,
+                                 (tnPad * 4U - static_cast<uint32_t>(aag::AlignUp(tn * 4U, 32U))) / 32U, 0U};
+            DataCopyPad(acc, ringGm_[slotOff + r0 * g_.unitN], in, padF);
+            inQue_.EnQue(acc);
+            acc = inQue_.DeQue<float>();
+            if constexpr (kVecBias) {
+                Add(acc, acc, biasRepBuf_.Get<float>(), static_cast<int32_t>(n));
+                PipeBarrier<PIPE_V>();
+            }
+            const DataCopyExtParams out{static_cast<uint16_t>(rr), tn * static_cast<uint32_t>(sizeof(TX)), 0U,
+                                        static_cast<uint32_t>((g_.N - tn) * sizeof(TX)), 0U};
+            const uint64_t yOff = (u.yRow + r0) * g_.N + u.n0;
+            if constexpr (Y3_OUT) {  // the pre-activation result, rounded once
+                LocalTensor<TX> o3 = out3Que_.AllocTensor<TX>();
+                Cast(o3, acc, RoundMode::CAST_RINT, n);
+                out3Que_.EnQue(o3);
+            }
+            LocalTensor<TX> o1 = outQue_.AllocTensor<TX>();
+            if (g_.act != 0U) {
+                Activate(act, acc, n);
+                PipeBarrier<PIPE_V>();
+                Cast(o1, act, RoundMode::CAST_RINT, n);
+            } else {
+                Cast(o1, acc, RoundMode::CAST_RINT, n);  // y1 = y3: one rounding of the fp32 result
+            }
+            outQue_.EnQue(o1);
+            inQue_.FreeTensor(acc);
+            if constexpr (Y3_OUT) {
+                LocalTensor<TX> o3 = out3Que_.DeQue<TX>();
+                DataCopyPad(y3Gm_[yOff], o3, out);
+                out3Que_.FreeTensor(o3);
+            }
+            o1 = outQue_.DeQue<TX>();
+            DataCopyPad(y1Gm_[yOff], o1, out);
+            outQue_.FreeTensor(o1);
+        }
+        slotRead_[slot] = true;
+    }
+
+    /* --------------------------------------------- y2 copy / assemble (AIV) */
+    /* One copy item: nr rows of nc elements from src (rows Hx apart) to dst (rows H apart), through UB
+     * half `mine % 2`; MTE2 -> MTE3 -> MTE2 ordered by event flags (balanced by CopyDone). */
+    __aicore__ inline void CopyItem(const GlobalTensor<TX> &src, const GlobalTensor<TX> &dst, uint64_t nr, uint64_t nc,
+                                    uint64_t elems)
+    {
+        const uint32_t h = copyItems_ % 2U;
+        if (copyItems_ >= 2U) {
+            WaitFlag<HardEvent::MTE3_MTE2>(evFree_[h]);  // the half's previous item has left UB
+        }
+        LocalTensor<TX> buf = copyBuf_.Get<TX>()[h * static_cast<uint32_t>(elems)];
+        DataCopyExtParams in{static_cast<uint16_t>(nr), static_cast<uint32_t>(nc * sizeof(TX)),
+                             static_cast<uint32_t>((g_.Hx - nc) * sizeof(TX)), 0U, 0U};
+        DataCopyPadExtParams<TX> pad{false, 0U, 0U, static_cast<TX>(0)};
+        DataCopyPad(buf, src, in, pad);
+        SetFlag<HardEvent::MTE2_MTE3>(evFull_[h]);
+        WaitFlag<HardEvent::MTE2_MTE3>(evFull_[h]);
+        DataCopyExtParams out{static_cast<uint16_t>(nr), static_cast<uint32_t>(nc * sizeof(TX)), 0U,
+                              static_cast<uint32_t>((g_.H - nc) * sizeof(TX)), 0U};
+        DataCopyPad(dst, buf, out);
+        SetFlag<HardEvent::MTE3_MTE2>(evFree_[h]);
+        ++copyItems_;
+    }
+
+    /* every SetFlag of the copy items has its WaitFlag: both halves are free again */
+    __aicore__ inline void CopyDone()
+    {
+        for (uint32_t h = 0; h < 2U && h < copyItems_; ++h) {
+            WaitFlag<HardEvent::MTE3_MTE2>(evFree_[(copyItems_ - 1U - h) % 2U]);
+        }
+        copyItems_ = 0;
+    }
+
+    /* `rows` rows of Hx elements, in items that fit a UB half (rows, or column pieces of long rows); with
+     * deal: only the items whose running number (*item) is this vector core's in the round robin */
+    __aicore__ inline void CopyRows(const GlobalTensor<TX> &src, const GlobalTensor<TX> &dst, uint64_t rows,
+                                    uint64_t *item = nullptr)
+    {
+        const uint64_t elems = td_->copyUbBytes / sizeof(TX);  // per half
+        const uint64_t colChunk = aag::MinU(g_.Hx, elems);
+        const uint64_t rowPitch = aag::AlignUp(colChunk, 32U / sizeof(TX));
+        uint64_t rowsPerChunk = elems / rowPitch;
+        rowsPerChunk = rowsPerChunk == 0U ? 1U : (rowsPerChunk > kMaxBlockCount ? kMaxBlockCount : rowsPerChunk);
+        for (uint64_t r0 = 0; r0 < rows; r0 += rowsPerChunk) {
+            const uint64_t nr = aag::MinU(rowsPerChunk, rows - r0);
+            for (uint64_t c0 = 0; c0 < g_.Hx; c0 += colChunk) {
+                if (item != nullptr && (*item)++ % g_.aivNum != aiv_) {
                     continue;
                 }
-                const uint32_t nc = static_cast<uint32_t>((g_.N - c0 < chunk) ? g_.N - c0 : chunk);
-                DataCopyExtParams one{1U, static_cast<uint32_t>(nc * sizeof(float)), 0U, 0U, 0U};
-                DataCopyPadExtParams<float> padF{false, 0U, 0U, 0.0f};
-                DataCopyPad(acc, accGm_[r * g_.N + c0], one, padF);
-                if constexpr (HAS_BIAS) {
-                    DataCopyExtParams bb{1U, static_cast<uint32_t>(nc * sizeof(TB)), 0U, 0U, 0U};
-                    DataCopyPadExtParams<TB> padB{false, 0U, 0U, static_cast<TB>(0)};
-                    DataCopyPad(biasRaw, biasGm_[aag::RunBiasOff(g_, run) + c0], bb, padB);
-                    PipeBarrier<PIPE_ALL>();
-                    if constexpr (IsSameType<TB, float>::value) {
-                        Add(acc, acc, biasRaw, nc);
-                    } else {
-                        Cast(bias, biasRaw, RoundMode::CAST_NONE, nc);
-                        PipeBarrier<PIPE_V>();
-                        Add(acc, acc, bias, nc);
-                    }
-                }
-                PipeBarrier<PIPE_ALL>();
-                DataCopyExtParams st{1U, static_cast<uint32_t>(nc * sizeof(TX)), 0U, 0U, 0U};
-                if constexpr (Y3_OUT) {  // pre-activation output, rounded once
-                    Cast(out, acc, RoundMode::CAST_RINT, nc);
-                    PipeBarrier<PIPE_ALL>();
-                    DataCopyPad(y3Gm_[yOff + r * g_.N + c0], out, st);
-                    PipeBarrier<PIPE_ALL>();
-                }
-                if (g_.act != 0U) {
-                    Activate(act, acc, nc);
-                    PipeBarrier<PIPE_V>();
-                    Cast(out, act, RoundMode::CAST_RINT, nc);
-                } else {
-                    Cast(out, acc, RoundMode::CAST_RINT, nc);  // y1 = y3: one rounding of the fp32 result
-                }
-                PipeBarrier<PIPE_ALL>();
-                DataCopyPad(y1Gm_[yOff + r * g_.N + c0], out, st);
-                PipeBarrier<PIPE_ALL>();
+                CopyItem(src[r0 * g_.Hx + c0], dst[r0 * g_.H + c0], nr, aag::MinU(colChunk, g_.Hx - c0), elems);
             }
         }
     }
 
-    static constexpr uint64_t kMaxBlockCount = 4095U;
+    /* shard 1, y2: the rows of a unit of the first column panel go to y2 while the cube reads them (so
+     * they come from HBM once); every row of y2 belongs to exactly one such unit */
+    __aicore__ inline void CopyUnitRows(const aag::Unit &u)
+    {
+        if constexpr (Y2_OUT && SHARD == 1U) {
+            if (u.n0 == 0U) {
+                CopyRows(ASource(u.aSrc)[u.aOff], y2Gm_[u.yRow * g_.H], u.tm);
+                CopyDone();
+            }
+        }
+    }
+
+    /* shard 0: the tile's pieces (aag::PieceAt) into y2 or the asm slot, the tp column slices side by side */
+    __aicore__ inline void CopyPieces(uint32_t k)
+    {
+        uint64_t item = 0;  // items (piece, row chunk, column chunk) are dealt round robin
+        const uint64_t nseg = aag::NumSegments(g_, k);
+        for (uint64_t q = 0; q < nseg; ++q) {
+            const aag::Segment sg = aag::SegmentAt(g_, k, q);
+            for (uint64_t b = 0; b < aag::PiecesPerSegment(g_); ++b) {
+                const aag::Piece pc = aag::PieceAt(g_, epRank_, tpRank_, k, sg, b);
+                const GlobalTensor<TX> src = (pc.srcKind == 0U) ? xGm_[pc.srcOff] : wsGm_[ws_.agOff + pc.srcOff];
+                if (pc.dstKind == 0U) {
+                    if constexpr (Y2_OUT) {
+                        CopyRows(src, y2Gm_[pc.dstOff], pc.rows, &item);
+                    }
+                } else {
+                    CopyRows(src, wsGm_[ws_.asmOff + pc.dstOff], pc.rows, &item);
+                }
+            }
+        }
+        CopyDone();
+    }
+
+    /* ---------------------------------------------------------- UB (AIV) */
+    __aicore__ inline void InitUb()
+    {
+        const uint32_t rowF = g_.epiRows * g_.unitN;  // floats of one epilogue chunk (unitN is 16-aligned)
+        if (g_.ring != 0U) {
+            pipe_->InitBuffer(inQue_, 2, rowF * 4U);
+            pipe_->InitBuffer(outQue_, 2, rowF * static_cast<uint32_t>(sizeof(TX)));
+            if constexpr (Y3_OUT) {
+                pipe_->InitBuffer(out3Que_, 2, rowF * static_cast<uint32_t>(sizeof(TX)));
+            }
+            pipe_->InitBuffer(actBuf_, rowF * 4U);
+            if constexpr (kVecBias) {
+                pipe_->InitBuffer(biasRawBuf_, g_.unitN * static_cast<uint32_t>(sizeof(TB)));
+                pipe_->InitBuffer(biasRowBuf_, g_.unitN * 4U);
+                pipe_->InitBuffer(biasRepBuf_, rowF * 4U);
+                evBias_ = pipe_->AllocEventID<HardEvent::MTE2_V>();
+                evBiasFree_ = pipe_->AllocEventID<HardEvent::V_MTE2>();
+            }
+            evSlot_ = pipe_->AllocEventID<HardEvent::MTE2_S>();
+        }
+        if (Y2_OUT || SHARD == 0U) {
+            pipe_->InitBuffer(copyBuf_, 2U * td_->copyUbBytes);
+            evFull_[0] = pipe_->AllocEventID<HardEvent::MTE2_MTE3>();
+            evFull_[1] = pipe_->AllocEventID<HardEvent::MTE2_MTE3>();
+            evFree_[0] = pipe_->AllocEventID<HardEvent::MTE3_MTE2>();
+            evFree_[1] = pipe_->AllocEventID<HardEvent::MTE3_MTE2>();
+        }
+    }
+
+    __aicore__ inline void ReleaseEvents()
+    {
+        if constexpr (kVecBias) {
+            if (biasLoaded_) {
+                WaitFlag<HardEvent::V_MTE2>(evBiasFree_);  // the last SetFlag of LoadVecBias
+            }
+        }
+    }
+
+    static constexpr uint64_t kMaxBlockCount = 4095U;  // DataCopyPad blockCount
 
     const AagBmmTilingData *td_ = nullptr;
     GM_ADDR xAddr_ = nullptr;
     aag::Geom g_{};
     aag::WsLayout ws_{};
     TPipe *pipe_ = nullptr;
-    TBuf<TPosition::VECCALC> ubBuf_;
+    TQue<TPosition::VECIN, 2> inQue_;
+    TQue<TPosition::VECOUT, 2> outQue_;
+    TQue<TPosition::VECOUT, 2> out3Que_;
+    TBuf<TPosition::VECCALC> actBuf_;
+    TBuf<TPosition::VECCALC> biasRawBuf_;
+    TBuf<TPosition::VECCALC> biasRowBuf_;
+    TBuf<TPosition::VECCALC> biasRepBuf_;
+    TBuf<TPosition::VECCALC> copyBuf_;
     GM_ADDR wsBase_ = nullptr;
     GlobalTensor<TX> xGm_, wGm_, y1Gm_, y2Gm_, y3Gm_, wsGm_;
     GlobalTensor<TB> biasGm_;
-    GlobalTensor<float> accGm_;
+    GlobalTensor<float> ringGm_;
     Hccl<HCCL_SERVER_TYPE_AICPU> hcclEp_;
     Hccl<HCCL_SERVER_TYPE_AICPU> hcclTp_;
-    HcclHandle localAg_ = -1;
-    HcclHandle ag_[aag::kMaxRemoteTiles + 1U];
+    HcclHandle ag_[aag::kMaxTiles];
     uint32_t epRank_ = 0;
     uint32_t tpRank_ = 0;
+    uint64_t aiv_ = 0;
+    uint64_t base_ = 0;                 // global position of the next unit (units are dealt round robin)
+    uint32_t ownNext_ = 0;              // shard 1: the next tile whose own rows are still to do
+    uint32_t copyItems_ = 0;            // copy items since the last CopyDone
+    aag::Unit pend_{};                  // the unit in flight
+    uint32_t pendSlot_ = 0;
+    bool pending_ = false;
+    bool slotRead_[2] = {false, false};
+    bool biasLoaded_ = false;
+    int32_t evSlot_ = 0;
+    int32_t evBias_ = 0;
+    int32_t evBiasFree_ = 0;
+    int32_t evFull_[2] = {0, 0};
+    int32_t evFree_[2] = {0, 0};
 };
 
 }  // namespace aag_kernel

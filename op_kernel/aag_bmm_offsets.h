@@ -2,29 +2,33 @@
  * aag_bmm_offsets.h — every offset, count and index formula of the fused
  * AlltoAllAllGatherBatchMatMul operator, in one header with no Ascend C type.
  *
- * The Ascend C kernel (op_kernel/aag_bmm_kernel.h) and the CPU host twin
- * (tests/cpp/test_host_twin.cpp) both include this file, so the arithmetic the
- * twin proves on a simulated ep x tp world is the arithmetic the kernel runs.
+ * The Ascend C kernel (op_kernel/aag_bmm_kernel.h), the CPU host twin
+ * (tests/cpp/host_twin.cpp) and the cost model (op_host/core/aag_bmm_planner.*)
+ * all include this file, so the arithmetic the twin proves on a simulated
+ * ep x tp world is the arithmetic the kernel runs and the model prices.
  *
- * Vocabulary (see docs/op_alltoall_allgather_bmm.md):
- *   rank (i, t)      i = index in the ep group, t = index in the tp group
- *   El               local experts = E / ep
- *   Rx, Hx           x.size(1), x.size(2) (rows / columns of one x expert)
- *   C, H, N          C = rows per source ep rank in y (shard 1: Rx*tp, shard 0: Rx)
- *                    H = hidden (shard 1: Hx, shard 0: Hx*tp), N = M/tp
- *   Y2buf            (El, ep*C, H) row-major: y2 itself when it is requested,
- *                    otherwise a scratch region of the workspace
- *   tile 0           the LOCAL block: shard 1 = the rows that came from this very
- *                    rank (i, t) (no network); shard 0 = the rows of source ep
- *                    rank i (needs only the tp AllGather, no AlltoAll)
- *   tiles 1..nRemote REMOTE tiles: an expert range [e0, e0+eL) x a row range
- *                    [c0, c0+cL) of x, exchanged with AlltoAll(V) over ep then
- *                    AllGather over tp, assembled into Y2buf, then multiplied.
- *   slot             position of a source ep rank j inside a remote tile's
- *                    AlltoAll receive buffer: shard 1 keeps all ep ranks
- *                    (slot == j; the own block is a local copy and is needed by
- *                    the tp peers); shard 0 drops j == i (handled by tile 0), so
- *                    slot = j < i ? j : j - 1.
+ * Vocabulary (docs/op_alltoall_allgather_bmm.md, "The kernel"):
+ *   rank (i, t)  i = index in the ep group, t = index in the tp group
+ *   El           local experts = E / ep
+ *   Rx, Hx       x.size(1), x.size(2) (rows / columns of one x expert)
+ *   C, H, N      C = rows per source ep rank in y (shard 1: Rx*tp, shard 0: Rx)
+ *                H = hidden (shard 1: Hx, shard 0: Hx*tp), N = M/tp
+ *   cell         (local expert e, x row c), numbered e*Rx + c; there are El*Rx
+ *   tile k       a contiguous range [TileBegin, TileEnd) of cells. Tile k is
+ *                exchanged by one AlltoAllV over ep (every peer, this rank
+ *                included, sends the tile's cells of this rank's experts: for
+ *                peer j they are contiguous in x because x is (j*El + e, c)
+ *                row-major) and one AllGather over tp of that receive buffer.
+ *                Its AllGather receive buffer holds, for every source (s, j),
+ *                the tile's cells as contiguous rows: [s][j][cell][Hx].
+ *   segment      the cells of one expert inside a tile: (e, c0, cL)
+ *   block        the rows of one source inside a segment: shard 1 (s, j),
+ *                shard 0 j (all tp slices side by side after the assemble)
+ *   unit         one matmul call: unitM rows of one block x unitN columns of N
+ *                (the last ones shorter), K = H, weight of expert e
+ *   own block    shard 1: the block (t, i) — this rank's own rows; read in
+ *                place from x and computed before the tile's AllGather lands
+ *                (the own rows of tiles k .. k + ownAhead before tile k's others)
  *
  * All quantities are element counts (not bytes) unless the name says Bytes.
  */
@@ -41,13 +45,16 @@
 
 namespace aag {
 
-constexpr uint32_t kMaxRemoteTiles = 16U;  // keeps Prepare calls per group well under HCCL's 32
+/* tiles per call: each costs one AlltoAllV (group_ep client) and one group sync + AllGather
+ * (group_tp client); 16 keeps the tp client at 2*16 + 1 = 33 of HCCL's 64 messages and both
+ * clients far below its 63 Prepare calls (the HCCL kernel API's limits). */
+constexpr uint32_t kMaxTiles = 16U;
 constexpr uint32_t kMaxWorld = 16U;
 constexpr uint64_t kNone = ~static_cast<uint64_t>(0);
 
 /* Geometry + plan: a plain struct of fixed-width integers. The host tiling
  * fills it (op_host/core), the kernel reads it from the tiling data, the twin
- * builds it from the same planner. */
+ * and the cost model build it with the same planner. */
 struct Geom {
     uint32_t ep;
     uint32_t tp;
@@ -60,124 +67,241 @@ struct Geom {
     uint64_t C;            // rows per source ep rank in y
     uint64_t H;            // full hidden size (K of the matmul)
     uint64_t N;            // M / tp
-    uint64_t eTile;        // experts per remote tile (last one may be shorter)
-    uint64_t cTile;        // x rows per remote tile (last one may be shorter)
-    uint32_t nETiles;      // ceil(El / eTile)
-    uint32_t nCTiles;      // ceil(Rx / cTile)
+    uint64_t tileEnd[kMaxTiles];  // exclusive end cell of tile k (k < nTiles); tileEnd[nTiles-1] = El*Rx
+    uint32_t nTiles;       // 1..kMaxTiles
+    uint32_t aivNum;       // vector cores of the launch (2 per cube core): units are dealt round robin
+    uint32_t unitM;        // matmul unit rows (multiple of 16)
+    uint32_t unitN;        // matmul unit columns (multiple of 16)
+    uint32_t ring;         // 1: units go to an fp32 ring and the vector cores finish them (epilogue)
+    uint32_t biasInCube;   // 1: the bias is added by the matmul (Matmul::SetBias)
+    uint32_t epiRows;      // epilogue rows per Unified Buffer chunk
     uint32_t transposeWeight;
     uint32_t hasBias;
     uint32_t y2Out;        // y2 is a real output
     uint32_t y3Out;        // y3 is a real output (flag && act != 0)
-    uint32_t reserved;
+    uint32_t ownAhead;     // shard 1: the own rows of tiles up to k + ownAhead are done before tile k's others
 };
+
+AAG_FN uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1U) / a * a; }
+AAG_FN uint64_t CeilDiv(uint64_t a, uint64_t b) { return (a + b - 1U) / b; }
+AAG_FN uint64_t MinU(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 /* ---------------------------------------------------------------- tiles -- */
 
-AAG_FN uint32_t NumRemoteTiles(const Geom &g) { return g.nETiles * g.nCTiles; }
-AAG_FN uint32_t NumTiles(const Geom &g) { return 1U + NumRemoteTiles(g); }
+AAG_FN uint64_t Cells(const Geom &g) { return g.El * g.Rx; }
+AAG_FN uint32_t NumTiles(const Geom &g) { return g.nTiles; }
+AAG_FN uint64_t TileBegin(const Geom &g, uint32_t k) { return k == 0U ? 0U : g.tileEnd[k - 1U]; }
+AAG_FN uint64_t TileEnd(const Geom &g, uint32_t k) { return g.tileEnd[k]; }
+AAG_FN uint64_t TileCells(const Geom &g, uint32_t k) { return TileEnd(g, k) - TileBegin(g, k); }
 
-struct TileRange {
-    uint64_t e0;
-    uint64_t eL;
-    uint64_t c0;   // in x-row coordinates (0..Rx)
-    uint64_t cL;
+/* the experts a tile touches, one segment each */
+struct Segment {
+    uint64_t e;      // local expert
+    uint64_t c0;     // first x row
+    uint64_t cL;     // rows
+    uint64_t cell0;  // e * Rx + c0
 };
 
-/* k = 0 is the local block (all experts, all rows); k >= 1 remote tiles,
- * expert-chunk major, row-chunk minor. */
-AAG_FN TileRange Tile(const Geom &g, uint32_t k)
+AAG_FN uint64_t NumSegments(const Geom &g, uint32_t k)
 {
-    TileRange r;
-    if (k == 0U) {
-        r.e0 = 0U; r.eL = g.El; r.c0 = 0U; r.cL = g.Rx;
-        return r;
-    }
-    uint32_t idx = k - 1U;
-    uint64_t eb = idx / g.nCTiles;
-    uint64_t cb = idx % g.nCTiles;
-    r.e0 = eb * g.eTile;
-    r.eL = (r.e0 + g.eTile <= g.El) ? g.eTile : (g.El - r.e0);
-    r.c0 = cb * g.cTile;
-    r.cL = (r.c0 + g.cTile <= g.Rx) ? g.cTile : (g.Rx - r.c0);
-    return r;
+    return (TileEnd(g, k) - 1U) / g.Rx - TileBegin(g, k) / g.Rx + 1U;
 }
 
-/* Number of (expert x x-row) cells of all remote tiles before tile k (k >= 1);
- * the remote tiles partition the El x Rx grid, so this is a prefix sum. */
-AAG_FN uint64_t RemoteCellsBefore(const Geom &g, uint32_t k)
+AAG_FN Segment SegmentAt(const Geom &g, uint32_t k, uint64_t q)
 {
-    TileRange r = Tile(g, k);
-    uint64_t cb = (k - 1U) % g.nCTiles;
-    return r.e0 * g.Rx + r.eL * cb * g.cTile;
-}
-
-/* ---------------------------------------------------------------- slots -- */
-
-AAG_FN uint64_t NumSlots(const Geom &g) { return (g.shard == 1U) ? g.ep : (g.ep - 1U); }
-
-AAG_FN uint64_t SlotOfPeer(const Geom &g, uint64_t i, uint64_t j)
-{
-    if (g.shard == 1U) {
-        return j;
-    }
-    if (j == i) {
-        return kNone;
-    }
-    return (j < i) ? j : (j - 1U);
-}
-
-AAG_FN uint64_t PeerOfSlot(const Geom &g, uint64_t i, uint64_t q)
-{
-    if (g.shard == 1U) {
-        return q;
-    }
-    return (q < i) ? q : (q + 1U);
+    Segment s;
+    const uint64_t b = TileBegin(g, k), end = TileEnd(g, k);
+    s.e = b / g.Rx + q;
+    const uint64_t lo = (s.e * g.Rx > b) ? s.e * g.Rx : b;
+    const uint64_t hi = ((s.e + 1U) * g.Rx < end) ? (s.e + 1U) * g.Rx : end;
+    s.cell0 = lo;
+    s.c0 = lo - s.e * g.Rx;
+    s.cL = hi - lo;
+    return s;
 }
 
 /* ------------------------------------------------------ AlltoAllV (ep) -- */
 
-/* elements one rank sends to one peer (and receives from one peer) for tile k */
-AAG_FN uint64_t A2ABlock(const Geom &g, uint32_t k)
-{
-    TileRange r = Tile(g, k);
-    return r.eL * r.cL * g.Hx;
-}
-
-/* send count to peer j (0 for the own block in shard 0) */
-AAG_FN uint64_t A2ASendCount(const Geom &g, uint32_t k, uint64_t i, uint64_t j)
-{
-    return (SlotOfPeer(g, i, j) == kNone) ? 0U : A2ABlock(g, k);
-}
-
-/* element offset inside x of what goes to peer j: x[j*El + e0, c0, 0].
- * Contiguous because a remote tile has eL == 1 or cL == Rx. */
-AAG_FN uint64_t A2ASendDispl(const Geom &g, uint32_t k, uint64_t j)
-{
-    TileRange r = Tile(g, k);
-    return ((j * g.El + r.e0) * g.Rx + r.c0) * g.Hx;
-}
-
-/* element offset of peer j's block inside tile k's AlltoAll receive buffer */
-AAG_FN uint64_t A2ARecvDispl(const Geom &g, uint32_t k, uint64_t i, uint64_t j)
-{
-    uint64_t q = SlotOfPeer(g, i, j);
-    return (q == kNone) ? 0U : q * A2ABlock(g, k);
-}
-
-AAG_FN uint64_t A2ATileElems(const Geom &g, uint32_t k) { return NumSlots(g) * A2ABlock(g, k); }
+/* elements one rank sends to every peer (itself included) for tile k, and receives from each */
+AAG_FN uint64_t A2ABlock(const Geom &g, uint32_t k) { return TileCells(g, k) * g.Hx; }
+/* offset inside x of what goes to peer j: x[j*El + e, c] for the tile's cells */
+AAG_FN uint64_t A2ASendDispl(const Geom &g, uint32_t k, uint64_t j) { return (j * Cells(g) + TileBegin(g, k)) * g.Hx; }
+/* offset of peer j's block inside tile k's AlltoAllV receive buffer */
+AAG_FN uint64_t A2ARecvDispl(const Geom &g, uint32_t k, uint64_t j) { return j * A2ABlock(g, k); }
+AAG_FN uint64_t A2ATileElems(const Geom &g, uint32_t k) { return static_cast<uint64_t>(g.ep) * A2ABlock(g, k); }
+/* tile k's AlltoAllV receive buffer inside the a2a region (prefix sums of the tiles) */
+AAG_FN uint64_t A2ATileOff(const Geom &g, uint32_t k) { return static_cast<uint64_t>(g.ep) * TileBegin(g, k) * g.Hx; }
 
 /* --------------------------------------------------------- AllGather (tp) -- */
 
-/* tile 0 (shard 0 only): send x[i*El .. (i+1)*El) = El*Rx*Hx elements */
-AAG_FN uint64_t AGSendCount(const Geom &g, uint32_t k)
+/* the AllGather sends tile k's whole AlltoAllV receive buffer */
+AAG_FN uint64_t AGSendCount(const Geom &g, uint32_t k) { return A2ATileElems(g, k); }
+AAG_FN uint64_t AGTileOff(const Geom &g, uint32_t k)
 {
-    if (k == 0U) {
-        return (g.shard == 0U) ? g.El * g.Rx * g.Hx : 0U;
-    }
-    return A2ATileElems(g, k);
+    return static_cast<uint64_t>(g.tp) * g.ep * TileBegin(g, k) * g.Hx;
+}
+/* element offset (in the ag region) of source (s, j)'s row of `cell` in tile k */
+AAG_FN uint64_t AGRowOff(const Geom &g, uint32_t k, uint64_t s, uint64_t j, uint64_t cell)
+{
+    return AGTileOff(g, k) + ((s * g.ep + j) * TileCells(g, k) + (cell - TileBegin(g, k))) * g.Hx;
 }
 
-AAG_FN uint64_t LocalAGSendDispl(const Geom &g, uint64_t i) { return i * g.El * g.Rx * g.Hx; }
+/* ------------------------------------------------------------ y indexing -- */
+
+/* y row (inside the (El, ep*C) row space of y1 / y2 / y3) of x row c of expert e from source (j, s) */
+AAG_FN uint64_t YRow(const Geom &g, uint64_t e, uint64_t j, uint64_t s, uint64_t c)
+{
+    return e * g.ep * g.C + j * g.C + ((g.shard == 1U) ? s * g.Rx : 0U) + c;
+}
+
+/* weight element (h, n) of expert e: (El, H, N) or, transposed, (El, N, H) */
+AAG_FN uint64_t WeightOff(const Geom &g, uint64_t e, uint64_t h, uint64_t n)
+{
+    return (g.transposeWeight != 0U) ? (e * g.N + n) * g.H + h : (e * g.H + h) * g.N + n;
+}
+
+/* ---------------------------------------------------------------- blocks -- */
+
+/* blocks per segment: shard 1 every source (s, j); shard 0 every source ep rank j */
+AAG_FN uint64_t NumBlocks(const Geom &g)
+{
+    return (g.shard == 1U) ? static_cast<uint64_t>(g.ep) * g.tp : static_cast<uint64_t>(g.ep);
+}
+/* shard 1: block b = s * ep + j; the own block of rank (i, t) */
+AAG_FN uint64_t OwnBlock(const Geom &g, uint64_t i, uint64_t t) { return t * g.ep + i; }
+
+/* ------------------------------------------------------------------ units -- */
+
+AAG_FN uint64_t NumPanels(const Geom &g) { return CeilDiv(g.N, g.unitN); }
+AAG_FN uint64_t NumChunks(const Geom &g, uint64_t rows) { return CeilDiv(rows, g.unitM); }
+
+/* A unit of segment seg, block blk, column panel p, row chunk m. */
+struct Unit {
+    uint64_t e;
+    uint64_t m0, tm;   // rows [m0, m0 + tm) of the block
+    uint64_t n0, tn;   // columns [n0, n0 + tn) of N
+    uint32_t aSrc;     // 0: x, 1: the ag region, 2: the assembled rows (y2 or the workspace's asm slot)
+    uint64_t aOff;     // element offset of the unit's first A row in that source (row stride H)
+    uint64_t yRow;     // first y1 / y3 row (row stride N)
+};
+
+/* shard 1: units of tile k in the order the kernel deals them (docs, "The kernel"):
+ *   own phase:    for each segment, for each panel, for each row chunk of the own block;
+ *   remote phase: for each segment, for each panel, for each other block, for each row chunk.
+ * Panel-major inside a segment: the weight panel stays hot in L2 while every block uses it.
+ * shard 0: remote phase only, blocks j of the assembled rows. */
+AAG_FN uint64_t OwnUnitsOfSegment(const Geom &g, uint64_t cL)
+{
+    return (g.shard == 1U) ? NumPanels(g) * NumChunks(g, cL) : 0U;
+}
+AAG_FN uint64_t RemoteBlocks(const Geom &g) { return (g.shard == 1U) ? NumBlocks(g) - 1U : NumBlocks(g); }
+AAG_FN uint64_t RemoteUnitsOfSegment(const Geom &g, uint64_t cL)
+{
+    return NumPanels(g) * RemoteBlocks(g) * NumChunks(g, cL);
+}
+
+/* the row source of block blk of segment sg of tile k on rank (i, t) */
+AAG_FN Unit MakeUnit(const Geom &g, uint64_t i, uint64_t t, uint32_t k, const Segment &sg, uint64_t blk, uint64_t p,
+                     uint64_t m)
+{
+    Unit u;
+    u.e = sg.e;
+    u.m0 = m * g.unitM;
+    u.tm = MinU(g.unitM, sg.cL - u.m0);
+    u.n0 = p * g.unitN;
+    u.tn = MinU(g.unitN, g.N - u.n0);
+    if (g.shard == 1U) {
+        const uint64_t s = blk / g.ep, j = blk % g.ep;
+        u.yRow = YRow(g, sg.e, j, s, sg.c0 + u.m0);
+        if (blk == OwnBlock(g, i, t)) {
+            u.aSrc = 0U;
+            u.aOff = ((i * g.El + sg.e) * g.Rx + sg.c0 + u.m0) * g.Hx;
+        } else {
+            u.aSrc = 1U;
+            u.aOff = AGRowOff(g, k, s, j, sg.cell0 + u.m0);
+        }
+    } else {
+        const uint64_t j = blk;
+        u.yRow = YRow(g, sg.e, j, 0U, sg.c0 + u.m0);
+        u.aSrc = 2U;
+        // assembled rows: y2 itself (row yRow) or the asm slot ([j][tile cell][H])
+        u.aOff = (g.y2Out != 0U) ? u.yRow * g.H
+                                 : (j * TileCells(g, k) + (sg.cell0 - TileBegin(g, k)) + u.m0) * g.H;
+    }
+    return u;
+}
+
+/* own-phase unit idx (0 <= idx < OwnUnitsOfSegment) */
+AAG_FN Unit OwnUnit(const Geom &g, uint64_t i, uint64_t t, uint32_t k, const Segment &sg, uint64_t idx)
+{
+    const uint64_t mc = NumChunks(g, sg.cL);
+    return MakeUnit(g, i, t, k, sg, OwnBlock(g, i, t), idx / mc, idx % mc);
+}
+
+/* remote-phase unit idx (0 <= idx < RemoteUnitsOfSegment) */
+AAG_FN Unit RemoteUnit(const Geom &g, uint64_t i, uint64_t t, uint32_t k, const Segment &sg, uint64_t idx)
+{
+    const uint64_t mc = NumChunks(g, sg.cL);
+    const uint64_t nb = RemoteBlocks(g);
+    const uint64_t p = idx / (nb * mc);
+    const uint64_t rem = idx % (nb * mc);
+    uint64_t blk = rem / mc;
+    if (g.shard == 1U && blk >= OwnBlock(g, i, t)) {
+        blk += 1U;  // skip the own block
+    }
+    return MakeUnit(g, i, t, k, sg, blk, p, rem % mc);
+}
+
+/* Units are dealt round robin by their global position p (counted over all tiles and phases):
+ * seat s = p % aivNum, and seat s belongs to vector core (s % aicNum) * 2 + s / aicNum, so
+ * consecutive units go to different cube cores first (vector cores 2c and 2c+1 share cube core c). */
+AAG_FN uint64_t SeatOf(uint64_t aiv, uint64_t aivNum) { return (aiv % 2U) * (aivNum / 2U) + aiv / 2U; }
+
+/* the first index >= 0 of a run of units starting at global position `base` that is vector core aiv's */
+AAG_FN uint64_t FirstMine(uint64_t base, uint64_t aiv, uint64_t aivNum)
+{
+    return (SeatOf(aiv, aivNum) + aivNum - base % aivNum) % aivNum;
+}
+
+/* ------------------------------------------------- copies: y2 and assemble -- */
+
+/* A copy piece moves `rows` rows of Hx elements from a contiguous source to
+ * destination rows `dstPitch` apart starting at column dstCol. */
+struct Piece {
+    uint32_t srcKind;  // 0: x, 1: the ag region
+    uint64_t srcOff;
+    uint32_t dstKind;  // 0: y2, 1: the asm slot
+    uint64_t dstOff;   // element offset of the first row's first column
+    uint64_t rows;
+};
+
+/* shard 1 (y2 only): for each segment every block (s, j) is cL contiguous rows in the source (x for
+ * the own block, the ag region otherwise) and in y2. shard 0 (the assemble of tile k): for each
+ * segment, every (s, j): cL rows of Hx into columns s*Hx.. of the assembled rows. */
+AAG_FN uint64_t PiecesPerSegment(const Geom &g) { return static_cast<uint64_t>(g.ep) * g.tp; }
+
+AAG_FN Piece PieceAt(const Geom &g, uint64_t i, uint64_t t, uint32_t k, const Segment &sg, uint64_t b)
+{
+    Piece pc;
+    const uint64_t s = b / g.ep, j = b % g.ep;
+    pc.rows = sg.cL;
+    if (g.shard == 1U && s == t && j == i) {
+        pc.srcKind = 0U;
+        pc.srcOff = ((i * g.El + sg.e) * g.Rx + sg.c0) * g.Hx;
+    } else {
+        pc.srcKind = 1U;
+        pc.srcOff = AGRowOff(g, k, s, j, sg.cell0);
+    }
+    const uint64_t col = (g.shard == 1U) ? 0U : s * g.Hx;
+    if (g.shard == 1U || g.y2Out != 0U) {
+        pc.dstKind = 0U;
+        pc.dstOff = YRow(g, sg.e, j, s, sg.c0) * g.H + col;
+    } else {
+        pc.dstKind = 1U;
+        pc.dstOff = (j * TileCells(g, k) + (sg.cell0 - TileBegin(g, k))) * g.H + col;
+    }
+    return pc;
+}
 
 /* ------------------------------------------------------ workspace layout -- */
 
@@ -186,192 +310,40 @@ struct WsLayout {
     uint64_t a2aElems;
     uint64_t agOff;
     uint64_t agElems;
-    uint64_t localAgOff;
-    uint64_t localAgElems;
-    uint64_t y2Off;       // scratch Y2buf when y2 is not an output
-    uint64_t y2Elems;
-    uint64_t accOffBytes; // fp32 matmul result scratch, byte offset (32-byte aligned)
-    uint64_t accElems;    // floats
+    uint64_t asmOff;      // shard 0 without y2: the assembled rows of one tile
+    uint64_t asmElems;
+    uint64_t ringOffBytes;  // fp32 ring: 2 slots of unitM x unitN per vector core
+    uint64_t ringFloats;
     uint64_t totalBytes;
 };
 
-AAG_FN uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1U) / a * a; }
-
-/* largest matmul run (rows) of any tile: see RunRows */
-AAG_FN uint64_t MaxRunRows(const Geom &g)
+AAG_FN uint64_t MaxTileCells(const Geom &g)
 {
-    uint64_t local = (g.shard == 1U) ? g.Rx : g.C;
-    return (g.cTile > local) ? g.cTile : local;
+    uint64_t m = 0;
+    for (uint32_t k = 0; k < g.nTiles; ++k) {
+        m = (TileCells(g, k) > m) ? TileCells(g, k) : m;
+    }
+    return m;
 }
 
-/* workspace in units of one element of x (elemBytes) plus an fp32 scratch */
+AAG_FN uint64_t RingSlotFloats(const Geom &g) { return static_cast<uint64_t>(g.unitM) * g.unitN; }
+AAG_FN uint64_t RingSlotOff(const Geom &g, uint64_t aiv, uint64_t slot) { return (aiv * 2U + slot) * RingSlotFloats(g); }
+
+/* workspace in units of one element of x (elemBytes), then the fp32 ring; regions 512-byte aligned */
 AAG_FN WsLayout Workspace(const Geom &g, uint64_t elemBytes)
 {
     WsLayout w;
-    const uint64_t align = 512U / elemBytes;  // keep every region 512-byte aligned
-    uint64_t cells = g.El * g.Rx * g.Hx;      // all remote tiles together
+    const uint64_t align = 512U / elemBytes;
     w.a2aOff = 0U;
-    w.a2aElems = NumSlots(g) * cells;
+    w.a2aElems = static_cast<uint64_t>(g.ep) * Cells(g) * g.Hx;
     w.agOff = AlignUp(w.a2aOff + w.a2aElems, align);
-    w.agElems = static_cast<uint64_t>(g.tp) * NumSlots(g) * cells;
-    w.localAgOff = AlignUp(w.agOff + w.agElems, align);
-    w.localAgElems = (g.shard == 0U) ? static_cast<uint64_t>(g.tp) * cells : 0U;
-    w.y2Off = AlignUp(w.localAgOff + w.localAgElems, align);
-    w.y2Elems = (g.y2Out != 0U) ? 0U : g.El * g.ep * g.C * g.H;
-    uint64_t endElems = AlignUp(w.y2Off + w.y2Elems, align);
-    w.accOffBytes = endElems * elemBytes;
-    w.accElems = MaxRunRows(g) * g.N;
-    w.totalBytes = AlignUp(w.accOffBytes + w.accElems * 4U, 512U);
+    w.agElems = static_cast<uint64_t>(g.tp) * w.a2aElems;
+    w.asmOff = AlignUp(w.agOff + w.agElems, align);
+    w.asmElems = (g.shard == 0U && g.y2Out == 0U) ? static_cast<uint64_t>(g.ep) * MaxTileCells(g) * g.H : 0U;
+    w.ringOffBytes = AlignUp(w.asmOff + w.asmElems, align) * elemBytes;
+    w.ringFloats = (g.ring != 0U) ? static_cast<uint64_t>(g.aivNum) * 2U * RingSlotFloats(g) : 0U;
+    w.totalBytes = AlignUp(w.ringOffBytes + w.ringFloats * 4U, 512U);
     return w;
-}
-
-/* element offset of tile k's buffers inside the a2a / ag regions */
-AAG_FN uint64_t A2ATileOff(const Geom &g, uint32_t k) { return NumSlots(g) * RemoteCellsBefore(g, k) * g.Hx; }
-AAG_FN uint64_t AGTileOff(const Geom &g, uint32_t k)
-{
-    return static_cast<uint64_t>(g.tp) * NumSlots(g) * RemoteCellsBefore(g, k) * g.Hx;
-}
-
-/* ------------------------------------------------------- assemble (copy) -- */
-
-/* Y2buf element offset of row `row`, column `col` of local expert e */
-AAG_FN uint64_t Y2Off(const Geom &g, uint64_t e, uint64_t row, uint64_t col)
-{
-    return (e * g.ep * g.C + row) * g.H + col;
-}
-
-/* y row of x-row c coming from source (j, s) */
-AAG_FN uint64_t YRow(const Geom &g, uint64_t j, uint64_t s, uint64_t c)
-{
-    return (g.shard == 1U) ? (j * g.C + s * g.Rx + c) : (j * g.C + c);
-}
-
-/* first Y2buf column fed by tp source s */
-AAG_FN uint64_t YCol(const Geom &g, uint64_t s) { return (g.shard == 1U) ? 0U : s * g.Hx; }
-
-/* One assemble block = `rows` rows of Hx elements, source rows contiguous
- * (stride Hx), destination rows with stride H (== Hx for shard 1).
- * srcKind: 0 = x, 1 = local AllGather region, 2 = remote AllGather region
- * (srcOff is relative to that region's start). */
-struct CopyBlock {
-    uint32_t srcKind;
-    uint32_t skip;     // 1: nothing to copy (the (i,t) block inside a remote tile, shard 1)
-    uint64_t srcOff;
-    uint64_t dstOff;   // inside Y2buf
-    uint64_t rows;
-};
-
-AAG_FN uint64_t NumCopyBlocks(const Geom &g, uint32_t k)
-{
-    if (k == 0U) {
-        return (g.shard == 1U) ? g.El : g.El * g.tp;
-    }
-    return static_cast<uint64_t>(g.tp) * NumSlots(g) * Tile(g, k).eL;
-}
-
-AAG_FN CopyBlock CopyBlockAt(const Geom &g, uint64_t i, uint64_t t, uint32_t k, uint64_t b)
-{
-    CopyBlock cb;
-    cb.skip = 0U;
-    if (k == 0U) {
-        if (g.shard == 1U) {                     // x[i*El + e] -> rows of source (i, t)
-            uint64_t e = b;
-            cb.srcKind = 0U;
-            cb.srcOff = (i * g.El + e) * g.Rx * g.Hx;
-            cb.dstOff = Y2Off(g, e, YRow(g, i, t, 0U), 0U);
-            cb.rows = g.Rx;
-        } else {                                 // gathered [s][e][c][Hx] -> columns of s
-            uint64_t s = b / g.El;
-            uint64_t e = b % g.El;
-            cb.srcKind = 1U;
-            cb.srcOff = (s * g.El + e) * g.Rx * g.Hx;
-            cb.dstOff = Y2Off(g, e, YRow(g, i, s, 0U), YCol(g, s));
-            cb.rows = g.Rx;
-        }
-        return cb;
-    }
-    TileRange r = Tile(g, k);
-    uint64_t nq = NumSlots(g);
-    uint64_t s = b / (nq * r.eL);
-    uint64_t rem = b % (nq * r.eL);
-    uint64_t q = rem / r.eL;
-    uint64_t el = rem % r.eL;
-    uint64_t j = PeerOfSlot(g, i, q);
-    cb.srcKind = 2U;
-    cb.srcOff = AGTileOff(g, k) + ((s * nq + q) * r.eL + el) * r.cL * g.Hx;
-    cb.dstOff = Y2Off(g, r.e0 + el, YRow(g, j, s, r.c0), YCol(g, s));
-    cb.rows = r.cL;
-    if (g.shard == 1U && j == i && s == t) {
-        cb.skip = 1U;
-    }
-    return cb;
-}
-
-/* ------------------------------------------------------------ matmul runs -- */
-
-/* A run = one (rows x H) * (H x N) matmul of local expert e whose A rows are
- * Y2buf rows [row0, row0+rows) and whose output rows are the same rows of
- * y1 / y3 (El, ep*C, N). */
-struct Run {
-    uint64_t e;
-    uint64_t row0;
-    uint64_t rows;
-};
-
-AAG_FN uint64_t NumRuns(const Geom &g, uint32_t k)
-{
-    if (k == 0U) {
-        return g.El;
-    }
-    TileRange r = Tile(g, k);
-    uint64_t perExpert = (g.shard == 1U) ? (static_cast<uint64_t>(g.ep) * g.tp - 1U) : (g.ep - 1U);
-    return r.eL * perExpert;
-}
-
-AAG_FN Run RunAt(const Geom &g, uint64_t i, uint64_t t, uint32_t k, uint64_t idx)
-{
-    Run run;
-    if (k == 0U) {
-        run.e = idx;
-        run.row0 = (g.shard == 1U) ? YRow(g, i, t, 0U) : YRow(g, i, 0U, 0U);
-        run.rows = g.Rx;
-        return run;
-    }
-    TileRange r = Tile(g, k);
-    if (g.shard == 1U) {
-        uint64_t per = static_cast<uint64_t>(g.ep) * g.tp - 1U;
-        uint64_t el = idx / per;
-        uint64_t src = idx % per;                 // enumerates (j, s) != (i, t), j major
-        uint64_t own = i * g.tp + t;
-        if (src >= own) {
-            src += 1U;
-        }
-        uint64_t j = src / g.tp;
-        uint64_t s = src % g.tp;
-        run.e = r.e0 + el;
-        run.row0 = YRow(g, j, s, r.c0);
-        run.rows = r.cL;
-    } else {
-        uint64_t per = g.ep - 1U;
-        uint64_t el = idx / per;
-        uint64_t j = PeerOfSlot(g, i, idx % per);
-        run.e = r.e0 + el;
-        run.row0 = YRow(g, j, 0U, r.c0);
-        run.rows = r.cL;
-    }
-    return run;
-}
-
-/* element offsets used by a run */
-AAG_FN uint64_t RunAOff(const Geom &g, const Run &r) { return Y2Off(g, r.e, r.row0, 0U); }
-AAG_FN uint64_t RunYOff(const Geom &g, const Run &r) { return (r.e * g.ep * g.C + r.row0) * g.N; }
-AAG_FN uint64_t RunWOff(const Geom &g, const Run &r) { return r.e * g.H * g.N; }   // both layouts
-AAG_FN uint64_t RunBiasOff(const Geom &g, const Run &r) { return r.e * g.N; }     // (El,N) and (El,1,N)
-
-/* weight element (h, n) of expert e: (El, H, N) or, transposed, (El, N, H) */
-AAG_FN uint64_t WeightOff(const Geom &g, uint64_t e, uint64_t h, uint64_t n)
-{
-    return (g.transposeWeight != 0U) ? (e * g.N + n) * g.H + h : (e * g.H + h) * g.N + n;
 }
 
 /* ----------------------------------------------------------- tiling key -- */

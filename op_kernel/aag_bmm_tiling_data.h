@@ -24,13 +24,14 @@ struct AagBmmTilingData {
     AscendC::tiling::Mc2InitTiling mc2InitTiling;      // first member, HCCL InitV2
     AscendC::tiling::Mc2CcTiling alltoallCcTiling;     // group_ep: AlltoAllV
     AscendC::tiling::Mc2CcTiling allgatherCcTiling;    // group_tp: AllGather
-    AscendC::tiling::TCubeTiling mmTiling;             // matmul of the largest run (MaxRunRows x N x H)
+    AscendC::tiling::TCubeTiling mmTiling;             // unit matmul, C in x's dtype (act None): unitM x unitN x H
+    AscendC::tiling::TCubeTiling mmRingTiling;         // unit matmul, C in fp32 (the ring of the epilogue)
     aag::Geom geom;                                    // sizes + plan (op_kernel/aag_bmm_offsets.h)
     uint64_t userWorkspaceBytes;                       // aag::Workspace(geom, elemBytes).totalBytes
-    uint32_t aivNum;                                   // vector cores used by copies / epilogue
+    uint32_t aivNum;                                   // vector cores of the launch
     uint32_t ubBytes;                                  // unified buffer bytes per vector core
-    uint32_t copyUbBytes;                              // UB bytes the assemble copy may use
-    uint32_t epiColChunk;                              // epilogue columns per UB pass (floats)
+    uint32_t copyUbBytes;                              // UB bytes of each half of the copy buffer (y2 / assemble)
+    uint32_t reserved;
 };
 
 #endif  // MOE_MC2_AAG_BMM_TILING_DATA_H

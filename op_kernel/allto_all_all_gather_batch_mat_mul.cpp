@@ -34,7 +34,7 @@ using AagTB = half;
         aag_kernel::AagBmmKernel<AagTX, AagTB, ((KEY) & 1), (((KEY) >> 1) & 1) != 0, (((KEY) >> 2) & 1) != 0,     \
                                  (((KEY) >> 3) & 1) != 0, (((KEY) >> 4) & 1) != 0>                               \
             op;                                                                                                   \
-        REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), op.mm, &td.mmTiling);                                      \
+        REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), op.mmDirect, &td.mmTiling, op.mmRing, &td.mmRingTiling);    \
         op.Init(x, weight, bias, y1, y2, y3, userWs, &td, &pipe);                                               \
         op.Process();                                                                                             \
         return;                                                                                                   \

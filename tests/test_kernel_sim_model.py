@@ -39,6 +39,35 @@ def test_broken_kernel_is_reported(name, expected):
         assert piece in text, text
 
 
+@pytest.mark.parametrize("name, expected", [
+    ("matmul_bias_without_isbias", ["Matmul::SetBias", "isBias = 1"]),
+    ("matmul_orgshape_late", ["Matmul::SetOrgShape", "before them"]),
+    ("matmul_async_no_wait_flag", ["Matmul::IterateAll", "waitIterateAll = true"]),
+    ("matmul_bf16_bias", ["Matmul::IterateAll", "half or float on Atlas A2/A3"]),
+])
+def test_broken_matmul_use_is_reported(name, expected):
+    assert _probe("matmul_ok").model_ok  # the same probe following the documented rules
+    res = _probe(name)
+    assert not res.model_ok
+    text = "\n".join(res.errors)
+    for piece in expected:
+        assert piece in text, text
+
+
+def test_l2_model_counts_a_reread_only_when_it_does_not_fit():
+    """vector core 0 of every rank reads x (64 KiB) twice and writes 8 KiB of y1 once (probe l2_reread):
+    with the default L2 the second pass hits, with 16 KiB it misses; writes reach HBM once either way"""
+    cfg = dict(BASE, E=4, C=64, H=256, count_only=True)
+    xbytes = 4 * 32 * 256 * 2
+    for l2, reads in ((0, xbytes), (16 * 1024, 2 * xbytes)):
+        res = ks.run(ks.SimConfig(**cfg, kernel="l2_reread", l2_bytes=l2), check=False)
+        assert res.model_ok, res.errors
+        for r in res.report["ranks"]:
+            x, y1 = r["bytes"]["x"], r["bytes"]["y1"]
+            assert x["kernel_read"] == 2 * xbytes and x["hbm_read"] == reads
+            assert y1["kernel_write"] == 8192 and y1["hbm_write"] == 8192 and y1["hbm_read"] == 0
+
+
 def test_missing_syncall_is_a_deadlock_reported_with_every_core_position_within_seconds():
     t0 = time.monotonic()
     res = _probe("missing_syncall", ep=4, tp=2, E=8)

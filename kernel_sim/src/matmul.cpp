@@ -83,8 +83,20 @@ void Validate(const MatmulCall &m)
     const bool f16 = m.aType == Scalar::kHalf && m.bType == Scalar::kHalf;
     const bool b16 = m.aType == Scalar::kBf16 && m.bType == Scalar::kBf16;
     if (!f16 && !b16) Fail("A and B must both be half or both bfloat16_t in the model");
-    if (m.cType != Scalar::kFloat && m.cType != m.aType) Fail("C must be float or the input type");
-    if (m.hasBias && m.biasType != Scalar::kFloat && m.biasType != m.aType) Fail("bias must be float or the input type");
+    // Matmul's supported type combinations on Atlas A2/A3 (Matmul使用说明, table 2) for half / bf16 A and B:
+    // C float, half or bfloat16_t; a bias of half or float (never bfloat16_t: SetBias documentation)
+    const bool cOk = m.cType == Scalar::kFloat || m.cType == Scalar::kHalf || m.cType == Scalar::kBf16;
+    if (!cOk) Fail("C must be float, half or bfloat16_t (Matmul's type table for Atlas A2/A3)");
+    if (m.hasBias) {
+        if (m.biasType != Scalar::kFloat && m.biasType != Scalar::kHalf) {
+            Fail("the bias of Matmul must be half or float on Atlas A2/A3 (SetBias documentation)");
+        }
+        // table 2 rows with a bias: (half, half | half: C float / bf16 / half; float: C float / half / bf16),
+        // (bf16, bf16 | float: C float / bf16 / half; half: C float / half)
+        if (b16 && m.biasType == Scalar::kHalf && m.cType == Scalar::kBf16) {
+            Fail("bf16 A/B with a half bias and bf16 C is not a supported Matmul type combination on Atlas A2/A3");
+        }
+    }
     if (m.transA && !m.aTransType) Fail("SetTensorA(..., true) needs MatmulType<..., isTrans = true> for A");
     if (m.transB && !m.bTransType) Fail("SetTensorB(..., true) needs MatmulType<..., isTrans = true> for B");
     if (m.singleM <= 0 || m.singleN <= 0 || m.singleK <= 0) {
@@ -118,13 +130,20 @@ bool MatmulServeOnCube()
     Core &c = Me();
     if (!c.aic) return false;
     c.mmServing = true;
+    Rank &r = *c.rank;
     while (true) {
-        BlockUntil([&c] { return !c.mmQueue.empty() || PartnersGone(c); },
-                   "REGIST_MATMUL_OBJ (cube core serving its vector cores)");
+        // the cube cores of a rank run at the same speed: a request runs once every older request of the
+        // rank has run (issue order), so the L2 model sees the accesses of concurrent cores interleaved as
+        // on the device rather than in the host's thread order; no happens-before edge comes from this
+        BlockUntil([&c, &r] {
+            return (!c.mmQueue.empty() && c.mmQueue.front()->seq == *r.mmPendingSeqs.begin()) ||
+                   (c.mmQueue.empty() && PartnersGone(c));
+        }, "REGIST_MATMUL_OBJ (cube core serving its vector cores)");
         if (c.mmQueue.empty()) break;
         std::shared_ptr<MatmulReq> req = c.mmQueue.front();
         c.mmQueue.pop_front();
         ExecuteMatmul(c, *req);
+        r.mmPendingSeqs.erase(req->seq);
         req->done = true;
         Notify();
     }
@@ -142,6 +161,8 @@ void MatmulIterateAll(const MatmulCall &call, bool sync)
     Core *cube = CubeOf(c);
     if (cube == nullptr || cube->finished) Fail("the cube core of this AI Core has left the kernel");
     auto req = std::make_shared<MatmulReq>();
+    req->seq = ++c.rank->mmIssued;
+    c.rank->mmPendingSeqs.insert(req->seq);
     req->call = call;
     req->vc = c.vc;
     req->requester = c.index;

@@ -6,6 +6,7 @@
  */
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "kernel_operator.h"
 #include "lib/hccl/hccl.h"
@@ -310,8 +311,93 @@ PROBE_ENTRY(ProbeFinalizeBeforeOthersWait)
 
 namespace aag_sim {
 
+/* the Matmul API's documented rules: variant 0 follows them (C in x's dtype, a half bias through
+ * SetBias with isBias set, asynchronous IterateAll + WaitIterateAll); every other variant breaks one */
+template <int VARIANT>
+void MatmulRules(GM_ADDR x, GM_ADDR w, GM_ADDR y1, GM_ADDR tiling)
+{
+    KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
+    GET_TILING_DATA_WITH_STRUCT(AagBmmTilingData, td, tiling);
+    using A = matmul::MatmulType<TPosition::GM, CubeFormat::ND, half>;
+    using C = matmul::MatmulType<TPosition::GM, CubeFormat::ND, half>;
+    using BiasH = matmul::MatmulType<TPosition::GM, CubeFormat::ND, half>;
+    using BiasB = matmul::MatmulType<TPosition::GM, CubeFormat::ND, bfloat16_t>;
+    using Bias = typename std::conditional<VARIANT == 4, BiasB, BiasH>::type;
+    matmul::Matmul<A, A, C, Bias> mm;
+    TCubeTiling t = td.mmTiling;
+    t.isBias = (VARIANT == 1) ? 0 : 1;  // 1: SetBias without isBias in the tiling
+    TPipe pipe;
+    REGIST_MATMUL_OBJ(&pipe, GetSysWorkSpacePtr(), mm, &t);
+    if (GetBlockIdx() != 0) {
+        return;
+    }
+    GlobalTensor<half> xg, wg, yg;
+    xg.SetGlobalBuffer(reinterpret_cast<__gm__ half *>(x));
+    wg.SetGlobalBuffer(reinterpret_cast<__gm__ half *>(w));
+    yg.SetGlobalBuffer(reinterpret_cast<__gm__ half *>(y1));
+    GlobalTensor<typename Bias::T> bg;
+    bg.SetGlobalBuffer(reinterpret_cast<__gm__ typename Bias::T *>(x));  // any 16 values
+    if constexpr (VARIANT != 2) {
+        mm.SetOrgShape(16, 16, 32, 32);
+    }
+    mm.SetTensorA(xg);
+    mm.SetTensorB(wg);
+    if constexpr (VARIANT == 2) {
+        mm.SetOrgShape(16, 16, 32, 32);  // BUG: after SetTensorA / SetTensorB
+    }
+    mm.SetBias(bg);
+    mm.SetSingleShape(16, 16, 32);
+    mm.template IterateAll<false>(yg, 0, false, VARIANT != 3);  // 3: async without waitIterateAll
+    mm.WaitIterateAll();
+    mm.End();
+}
+
+PROBE_ENTRY(ProbeMatmulOk) { PROBE_UNUSED; MatmulRules<0>(x, w, y1, tiling); }
+PROBE_ENTRY(ProbeMatmulBiasWithoutIsBias) { PROBE_UNUSED; MatmulRules<1>(x, w, y1, tiling); }
+PROBE_ENTRY(ProbeMatmulOrgShapeLate) { PROBE_UNUSED; MatmulRules<2>(x, w, y1, tiling); }
+PROBE_ENTRY(ProbeMatmulAsyncNoWaitFlag) { PROBE_UNUSED; MatmulRules<3>(x, w, y1, tiling); }
+PROBE_ENTRY(ProbeMatmulBf16Bias) { PROBE_UNUSED; MatmulRules<4>(x, w, y1, tiling); }
+
+/* the L2 model: vector core 0 of every rank reads x twice and writes the first 8 KiB of y1 once */
+PROBE_ENTRY(ProbeL2Reread)
+{
+    PROBE_UNUSED;
+    KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_MIX_AIC_1_2);
+    GET_TILING_DATA_WITH_STRUCT(AagBmmTilingData, td, tiling);
+    if ASCEND_IS_AIC {
+        return;
+    }
+    if (GetBlockIdx() != 0) {
+        return;
+    }
+    const uint64_t xElems = td.geom.E * td.geom.Rx * td.geom.Hx;
+    TPipe pipe;
+    TBuf<TPosition::VECCALC> buf;
+    pipe.InitBuffer(buf, 4096);
+    LocalTensor<half> l = buf.Get<half>();
+    GlobalTensor<half> xg, yg;
+    xg.SetGlobalBuffer(reinterpret_cast<__gm__ half *>(x));
+    yg.SetGlobalBuffer(reinterpret_cast<__gm__ half *>(y1));
+    for (int pass = 0; pass < 2; ++pass) {
+        for (uint64_t k = 0; k + 2048U <= xElems; k += 2048U) {
+            DataCopy(l, xg[k], 2048U);
+            PipeBarrier<PIPE_ALL>();
+        }
+    }
+    for (uint64_t k = 0; k < 4096U; k += 2048U) {
+        DataCopy(yg[k], l, 2048U);
+        PipeBarrier<PIPE_ALL>();
+    }
+}
+
 KernelFn FindProbe(const std::string &name)
 {
+    if (name == "matmul_ok") return ProbeMatmulOk;
+    if (name == "matmul_bias_without_isbias") return ProbeMatmulBiasWithoutIsBias;
+    if (name == "matmul_orgshape_late") return ProbeMatmulOrgShapeLate;
+    if (name == "matmul_async_no_wait_flag") return ProbeMatmulAsyncNoWaitFlag;
+    if (name == "matmul_bf16_bias") return ProbeMatmulBf16Bias;
+    if (name == "l2_reread") return ProbeL2Reread;
     if (name == "read_before_wait") return ProbeReadBeforeWait;
     if (name == "unaligned_datacopy") return ProbeUnalignedDataCopy;
     if (name == "missing_syncall") return ProbeMissingSyncAll;

@@ -17,9 +17,12 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <type_traits>
 #include <cstring>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "aag_bmm_offsets.h"
 #include "aag_bmm_planner.h"
@@ -69,7 +72,13 @@ public:
     Json &Num(T v)
     {
         Comma();
-        os_ << v;
+        if constexpr (std::is_floating_point<T>::value) {
+            char b[40];
+            std::snprintf(b, sizeof(b), "%.15g", static_cast<double>(v));  // enough digits for byte and FLOP counts
+            os_ << b;
+        } else {
+            os_ << v;
+        }
         comma_ = true;
         return *this;
     }
@@ -169,9 +178,32 @@ bool Host(const AagSimCall &c, HostCall &h)
     p.aivNum = 2U * p.aicNum;
     p.ubBytes = static_cast<uint64_t>(c.ubBytes);
     p.libApiWorkspaceBytes = static_cast<uint64_t>(c.sysWorkspaceBytes);
-    h.err = (c.eTile > 0 || c.cTile > 0)
-                ? moe_mc2::MakeKernelTilingWithTiles(a, p, static_cast<uint64_t>(c.eTile), static_cast<uint64_t>(c.cTile), h.kt)
-                : moe_mc2::MakeKernelTiling(a, p, h.kt);
+    if (c.unitM > 0 || c.unitN > 0 || c.epiRows > 0 || c.nTileEnds > 0 || c.eTile > 0 || c.cTile > 0 ||
+        c.ownAhead > 0) {
+        // forced unit / tiles: the tiling core's geometry with the model's overrides
+        moe_mc2::Machine m = moe_mc2::MachineOf(p);
+        m.unitM = static_cast<uint32_t>(std::max<int64_t>(0, c.unitM));
+        m.unitN = static_cast<uint32_t>(std::max<int64_t>(0, c.unitN));
+        m.epiRows = static_cast<uint32_t>(std::max<int64_t>(0, c.epiRows));
+        m.ownAhead = static_cast<int32_t>(std::min<int64_t>(c.ownAhead, 64)) - 1;  // -1: the planner's
+        h.err = moe_mc2::Validate(a, false);
+        if (!h.err.ok()) return false;
+        std::vector<uint64_t> ends;
+        if (c.nTileEnds > 0) {
+            for (int64_t k = 0; k < std::min<int64_t>(c.nTileEnds, 16); ++k) ends.push_back(static_cast<uint64_t>(c.tileEnds[k]));
+        } else if (c.eTile > 0 || c.cTile > 0) {
+            ends = moe_mc2::UniformTiles(moe_mc2::DeriveDims(a), static_cast<uint64_t>(c.eTile),
+                                         static_cast<uint64_t>(c.cTile));
+            if (ends.empty()) return bad("tiling.shape", "the tile shape is not a legal tiling of this call");
+        } else {
+            const aag::Geom pg = moe_mc2::PlanTiles(a, m).g;
+            ends.assign(pg.tileEnd, pg.tileEnd + pg.nTiles);
+            m.ownAhead = static_cast<int32_t>(pg.ownAhead);
+        }
+        h.err = moe_mc2::MakeKernelTilingWithEnds(a, p, ends, h.kt, &m);
+    } else {
+        h.err = moe_mc2::MakeKernelTiling(a, p, h.kt);
+    }
     if (!h.err.ok()) return false;
     h.args = a;
     h.shapes = moe_mc2::InferShapes(a);
@@ -185,41 +217,29 @@ bool Host(const AagSimCall &c, HostCall &h)
     return true;
 }
 
-/* the model's TCubeTiling: the run's (M x K) * (K x N) split over the cube cores
- * in 16-aligned blocks (not CANN's MultiCoreMatmulTiling; the kernel reads only
- * the shapes, singleCoreM/N and usedCoreNum) */
-void ModelCubeTiling(const moe_mc2::CubeProblem &p, int64_t block, AscendC::tiling::TCubeTiling &t)
+/* the model's TCubeTiling of one unit (not CANN's MatmulApiTiling: the kernel sets every call's
+ * shapes itself; the model checks isBias against SetBias) */
+void ModelCubeTiling(const moe_mc2::CubeProblem &p, AscendC::tiling::TCubeTiling &t)
 {
-    auto ceil = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
     auto align16 = [](int64_t v) { return (v + 15) / 16 * 16; };
     t = AscendC::tiling::TCubeTiling{};
+    t.usedCoreNum = 1;
     t.M = p.M;
     t.N = p.N;
     t.Ka = t.Kb = p.K;
-    const int64_t cores = std::max<int64_t>(1, p.cores);
-    const int64_t nSplit = std::min<int64_t>(cores, ceil(p.N, 16));
-    const int64_t sN = std::min<int64_t>(p.N, align16(ceil(p.N, nSplit)));
-    const int64_t mSplit = std::max<int64_t>(1, cores / nSplit);
-    const int64_t sM = std::min<int64_t>(p.M, align16(ceil(p.M, mSplit)));
-    t.singleCoreM = static_cast<int32_t>(sM);
-    t.singleCoreN = static_cast<int32_t>(sN);
+    t.singleCoreM = p.M;
+    t.singleCoreN = p.N;
     t.singleCoreK = p.K;
-    t.usedCoreNum = static_cast<int32_t>(std::min<int64_t>(cores, ceil(p.M, sM) * ceil(p.N, sN)));
-    if (block > 0) {  // small blocks, one core left idle: every core loops over several blocks
-        t.singleCoreM = static_cast<int32_t>(std::min<int64_t>(p.M, block));
-        t.singleCoreN = static_cast<int32_t>(std::min<int64_t>(p.N, block));
-        const int64_t blocks = ceil(p.M, t.singleCoreM) * ceil(p.N, t.singleCoreN);
-        t.usedCoreNum = static_cast<int32_t>(std::min<int64_t>(blocks, std::max<int64_t>(1, cores - 1)));
-    }
-    t.baseM = static_cast<int32_t>(std::min<int64_t>(128, align16(sM)));
-    t.baseN = static_cast<int32_t>(std::min<int64_t>(256, align16(sN)));
+    t.baseM = static_cast<int32_t>(std::min<int64_t>(128, align16(p.M)));
+    t.baseN = static_cast<int32_t>(std::min<int64_t>(256, align16(p.N)));
     t.baseK = static_cast<int32_t>(std::min<int64_t>(64, align16(p.K)));
     t.depthA1 = t.depthB1 = t.stepM = t.stepN = t.stepKa = t.stepKb = 1;
     t.dbL0A = t.dbL0B = 2;
     t.dbL0C = 1;
+    t.isBias = p.bias ? 1 : 0;
 }
 
-void FillTiling(const HostCall &h, int64_t cubeBlock, AagBmmTilingData &td)
+void FillTiling(const HostCall &h, AagBmmTilingData &td)
 {
     std::memset(static_cast<void *>(&td), 0, sizeof(td));
     SimMc2Init init;
@@ -233,13 +253,13 @@ void FillTiling(const HostCall &h, int64_t cubeBlock, AagBmmTilingData &td)
     };
     cc(h.kt.alltoall, td.alltoallCcTiling);
     cc(h.kt.allgather, td.allgatherCcTiling);
-    ModelCubeTiling(h.kt.cube, cubeBlock, td.mmTiling);
+    ModelCubeTiling(h.kt.cube, td.mmTiling);
+    ModelCubeTiling(h.kt.cube, td.mmRingTiling);
     td.geom = h.kt.plan.g;
     td.userWorkspaceBytes = h.kt.userWorkspaceBytes;
     td.aivNum = h.kt.aivNum;
     td.ubBytes = h.kt.ubBytes;
     td.copyUbBytes = h.kt.copyUbBytes;
-    td.epiColChunk = h.kt.epiColChunk;
 }
 
 void TilingJson(Json &j, const HostCall &h, const AagBmmTilingData &td)
@@ -249,13 +269,17 @@ void TilingJson(Json &j, const HostCall &h, const AagBmmTilingData &td)
     j.Key("key").Num(h.kt.tilingKey).Key("block_dim").Num(h.kt.blockDim);
     j.Key("workspace_bytes").Num(h.kt.workspaceBytes).Key("user_workspace_bytes").Num(h.kt.userWorkspaceBytes);
     j.Key("ub_bytes").Num(h.kt.ubBytes).Key("copy_ub_bytes").Num(h.kt.copyUbBytes);
-    j.Key("epi_col_chunk").Num(h.kt.epiColChunk);
-    j.Key("e_tile").Num(g.eTile).Key("c_tile").Num(g.cTile).Key("tiles").Num(aag::NumTiles(g));
+    j.Key("ub_used_bytes").Num(h.kt.ubUsedBytes);
+    j.Key("tiles").Num(aag::NumTiles(g)).Key("tile_ends").Open('[');
+    for (uint32_t k = 0; k < g.nTiles; ++k) j.Num(g.tileEnd[k]);
+    j.Close(']');
+    j.Key("unit_m").Num(g.unitM).Key("unit_n").Num(g.unitN).Key("ring").Bool(g.ring != 0U);
+    j.Key("bias_in_cube").Bool(g.biasInCube != 0U).Key("epi_rows").Num(g.epiRows);
     j.Key("El").Num(g.El).Key("Rx").Num(g.Rx).Key("Hx").Num(g.Hx).Key("C").Num(g.C).Key("H").Num(g.H).Key("N").Num(g.N);
-    j.Key("makespan_us").Num(h.kt.plan.makespan * 1e6).Key("no_overlap_us").Num(h.kt.plan.noOverlap * 1e6);
+    j.Key("description").Str(h.kt.plan.pred.tiling);
+    j.Key("makespan_us").Num(h.kt.plan.pred.makespan * 1e6).Key("bound_us").Num(h.kt.plan.pred.bound * 1e6);
     j.Key("mm").Open('{').Key("M").Num(td.mmTiling.M).Key("N").Num(td.mmTiling.N).Key("K").Num(td.mmTiling.Ka);
-    j.Key("single_core_m").Num(td.mmTiling.singleCoreM).Key("single_core_n").Num(td.mmTiling.singleCoreN);
-    j.Key("used_core_num").Num(td.mmTiling.usedCoreNum).Close('}');
+    j.Key("is_bias").Num(td.mmTiling.isBias).Close('}');
     j.Key("shapes").Open('{');
     auto shape = [&j](const char *name, const std::vector<int64_t> &s) {
         j.Key(name).Open('[');
@@ -346,6 +370,116 @@ std::mutex gRunMutex;
 
 }  // namespace
 
+namespace {
+
+void PartJson(Json &j, const char *name, double start, double end, const moe_mc2::PartTime &pt)
+{
+    j.Key(name).Open('{').Key("start_us").Num(start * 1e6).Key("end_us").Num(end * 1e6);
+    j.Key("cube_us").Num(pt.cube * 1e6).Key("vector_us").Num(pt.vector * 1e6).Key("hbm_us").Num(pt.hbm * 1e6);
+    j.Key("l2_us").Num(pt.l2 * 1e6).Key("fixed_us").Num(pt.fixed * 1e6).Close('}');
+}
+
+void PredJson(Json &j, const moe_mc2::Prediction &p)
+{
+    j.Open('{');
+    j.Key("schedule").Str(p.schedule).Key("description").Str(p.tiling);
+    j.Key("makespan_us").Num(p.makespan * 1e6).Key("bound_us").Num(p.bound * 1e6);
+    j.Key("ratio").Num(p.bound > 0 ? p.makespan / p.bound : 0.0);
+    j.Key("comm_ideal_us").Num(p.commIdeal * 1e6).Key("compute_ideal_us").Num(p.computeIdeal * 1e6);
+    j.Key("comm_total_us").Num(p.commTotal * 1e6).Key("compute_total_us").Num(p.computeTotal * 1e6);
+    j.Key("hbm_bytes_floor").Num(p.hbmFloor);
+    j.Key("hbm_data_read").Num(p.bytes.hbmDataRead).Key("hbm_data_write").Num(p.bytes.hbmDataWrite);
+    j.Key("hbm_bytes_model").Num(p.bytes.HbmData()).Key("hbm_workspace").Num(p.bytes.hbmWorkspace);
+    j.Key("gm_data").Num(p.bytes.gmData).Key("gm_workspace").Num(p.bytes.gmWorkspace);
+    j.Key("comm_read").Num(p.bytes.commRead).Key("comm_write").Num(p.bytes.commWrite);
+    j.Key("cube_flops").Num(p.cubeFlops).Key("cube_flops_exact").Num(p.cubeFlopsExact);
+    j.Key("matmul_calls").Num(p.matmulCalls).Key("vector_elem_ops").Num(p.vectorElemOps);
+    j.Key("sync_alls").Num(p.syncAlls).Key("waits").Num(p.waits).Key("collectives").Num(p.collectives);
+    j.Key("tiles").Open('[');
+    for (const auto &t : p.tiles) {
+        j.Open('{').Key("cells").Open('[').Num(t.cellBegin).Num(t.cellEnd).Close(']');
+        j.Key("a2a_us").Open('[').Num(t.a2aStart * 1e6).Num(t.a2aEnd * 1e6).Close(']');
+        j.Key("ag_us").Open('[').Num(t.agStart * 1e6).Num(t.agEnd * 1e6).Close(']');
+        PartJson(j, "own", t.ownStart, t.ownEnd, t.own);
+        PartJson(j, "rem", t.remStart, t.remEnd, t.rem);
+        j.Key("cube_flops").Num(t.cubeFlops).Key("hbm_bytes").Num(t.bytes.HbmData());
+        j.Key("gm_bytes").Num(t.bytes.gmData + t.bytes.gmWorkspace).Close('}');
+    }
+    j.Close(']');
+    j.Close('}');
+}
+
+void ConstantsJson(Json &j, const moe_mc2::CostConstants &c)
+{
+    j.Key("constants").Open('{');
+    j.Key("cube_flops_per_s").Num(c.cubeFlopsPerSec).Key("hbm_bytes_per_s").Num(c.hbmBytesPerSec);
+    j.Key("l2_bytes_per_s").Num(c.l2BytesPerSec).Key("link_bytes_per_s").Num(c.linkBytesPerSec);
+    j.Key("vector_elem_ops_per_s").Num(c.vecElemOpsPerSec).Key("collective_latency_s").Num(c.collectiveLatencySec);
+    j.Key("sync_all_s").Num(c.syncAllSec).Key("wait_s").Num(c.waitSec).Key("matmul_call_s").Num(c.matmulCallSec);
+    j.Key("matmul_sync_call_s").Num(c.matmulSyncCallSec).Key("hccl_max_bytes_per_call").Num(c.hcclMaxBytesPerCall);
+    j.Key("groups_overlap").Bool(c.groupsOverlap).Key("l2_bytes").Num(c.mem.l2Bytes);
+    j.Key("l2_line_bytes").Num(c.mem.l2LineBytes).Key("max_tiles").Num(aag::kMaxTiles);
+    j.Close('}');
+}
+
+}  // namespace
+
+extern "C" int aag_sim_cost(const AagSimCall *call, char *out, size_t outLen)
+{
+    HostCall h;
+    Json j;
+    j.Open('{');
+    if (!Host(*call, h)) {
+        RuleJson(j, h.err);
+        j.Close('}');
+        Emit(j.Text(), out, outLen);
+        return 2;
+    }
+    moe_mc2::PlatformInfo pi;
+    pi.aicNum = static_cast<uint32_t>(call->aicPerRank);
+    pi.aivNum = 2U * pi.aicNum;
+    pi.ubBytes = static_cast<uint64_t>(call->ubBytes);
+    const moe_mc2::Machine m = moe_mc2::MachineOf(pi);
+    moe_mc2::CostConstants cc;
+    if (call->l2Bytes > 0) cc.mem.l2Bytes = static_cast<uint64_t>(call->l2Bytes);
+    if (call->collectiveLatencyUs > 0) cc.collectiveLatencySec = call->collectiveLatencyUs * 1e-6;
+    if (call->serialGroups != 0) cc.groupsOverlap = false;
+    // the host tiling's plan (or the forced one), re-priced with these constants
+    const bool forced = call->nTileEnds > 0 || call->eTile > 0 || call->cTile > 0 || call->unitM > 0 ||
+                        call->unitN > 0 || call->epiRows > 0 || call->ownAhead > 0;
+    const moe_mc2::Plan planned = forced ? h.kt.plan : moe_mc2::PlanTiles(h.args, m, cc);
+    const aag::Geom &g = planned.g;
+    const moe_mc2::Prediction chosen = moe_mc2::Evaluate(h.args, g, m, cc);
+    const moe_mc2::Dims d = moe_mc2::DeriveDims(h.args);
+    const moe_mc2::Prediction single =
+        moe_mc2::Evaluate(h.args, moe_mc2::MakeGeom(h.args, {static_cast<uint64_t>(d.El * d.Rx)}, m), m, cc);
+    const moe_mc2::Prediction ref = moe_mc2::EvaluateReference(h.args, m, cc);
+    const moe_mc2::Prediction legacy = moe_mc2::EvaluateLegacy(
+        h.args, m, static_cast<uint64_t>(std::max<int64_t>(0, call->legacyETile)),
+        static_cast<uint64_t>(std::max<int64_t>(0, call->legacyCTile)), cc);
+    j.Key("valid").Bool(true);
+    j.Key("machine").Open('{').Key("aic").Num(m.aicNum).Key("aiv").Num(m.aivNum).Key("ub_bytes").Num(m.ubBytes);
+    j.Close('}');
+    ConstantsJson(j, cc);
+    j.Key("candidates").Num(planned.candidates);
+    j.Key("tile_ends").Open('[');
+    for (uint32_t k = 0; k < g.nTiles; ++k) j.Num(g.tileEnd[k]);
+    j.Close(']');
+    j.Key("unit_m").Num(g.unitM).Key("unit_n").Num(g.unitN).Key("ring").Bool(g.ring != 0U);
+    j.Key("own_ahead").Num(g.ownAhead).Key("shard").Num(g.shard);
+    j.Key("plan");
+    PredJson(j, chosen);
+    j.Key("single_tile");
+    PredJson(j, single);
+    j.Key("reference");
+    PredJson(j, ref);
+    j.Key("legacy");
+    PredJson(j, legacy);
+    j.Close('}');
+    Emit(j.Text(), out, outLen);
+    return 0;
+}
+
 extern "C" int aag_sim_plan(const AagSimCall *call, char *out, size_t outLen)
 {
     HostCall h;
@@ -358,7 +492,7 @@ extern "C" int aag_sim_plan(const AagSimCall *call, char *out, size_t outLen)
         return 2;
     }
     AagBmmTilingData td;
-    FillTiling(h, call->cubeBlock, td);
+    FillTiling(h, td);
     j.Key("valid").Bool(true);
     TilingJson(j, h, td);
     j.Close('}');
@@ -381,7 +515,7 @@ extern "C" int aag_sim_run(const AagSimCall *call, char *out, size_t outLen)
         return 2;
     }
     AagBmmTilingData td;
-    FillTiling(h, call->cubeBlock, td);
+    FillTiling(h, td);
     const std::string kernel = c.kernel ? c.kernel : "aag";
     KernelFn fn = nullptr;
     if (kernel == "aag") {
@@ -459,6 +593,12 @@ extern "C" int aag_sim_run(const AagSimCall *call, char *out, size_t outLen)
         R.nAiv = 2 * R.nAic;
         R.groups[0].inst = R.tpIdx;        // ep group number t
         R.groups[1].inst = tp + R.epIdx;   // tp group number i
+        {
+            const moe_mc2::MemoryConstants mc;
+            R.l2.lineBytes = c.l2LineBytes > 0 ? static_cast<uint64_t>(c.l2LineBytes) : mc.l2LineBytes;
+            const uint64_t cap = c.l2Bytes > 0 ? static_cast<uint64_t>(c.l2Bytes) : mc.l2Bytes;
+            R.l2.capLines = std::max<uint64_t>(1, cap / R.l2.lineBytes);
+        }
         for (int k = 0; k < R.nAic + R.nAiv; ++k) {
             auto core = std::make_unique<Core>();
             core->rank = &R;
@@ -515,9 +655,12 @@ extern "C" int aag_sim_run(const AagSimCall *call, char *out, size_t outLen)
         bws->regions.push_back(Region{0, sysWs, R.AddCounter("ws.sys")});
         region("ws.a2a", ws.a2aOff * h.es, ws.a2aElems * h.es);
         region("ws.ag", ws.agOff * h.es, ws.agElems * h.es);
-        region("ws.local_ag", ws.localAgOff * h.es, ws.localAgElems * h.es);
-        region("ws.y2buf", ws.y2Off * h.es, ws.y2Elems * h.es);
-        region("ws.acc", ws.accOffBytes, ws.accElems * 4U);
+        region("ws.asm", ws.asmOff * h.es, ws.asmElems * h.es);
+        region("ws.ring", ws.ringOffBytes, ws.ringFloats * 4U);
+        // the L2 model covers what the cores touch (the tiling and the HCCL context are not data)
+        for (GmBuffer *gb : {bx, bw, bb, by1, by2, by3, bws}) {
+            if (gb != nullptr) L2AddBuffer(R, *gb);
+        }
         if (real) {
             std::memcpy(bx->base, c.x[r], xBytes);
             std::memcpy(bw->base, c.weight[r], wBytes);
@@ -623,6 +766,9 @@ extern "C" int aag_sim_run(const AagSimCall *call, char *out, size_t outLen)
             }
         }
     }
+    if (w.errors.empty()) {
+        for (auto &r : w.ranks) L2Flush(*r);  // dirty lines reach HBM after the kernel
+    }
     // ------------------------------------------------------- outputs
     if (real) {
         for (int r = 0; r < world; ++r) {
@@ -647,7 +793,9 @@ extern "C" int aag_sim_run(const AagSimCall *call, char *out, size_t outLen)
         j.Key("bytes").Open('{');
         for (const ByteCounter &bc : r->ctr) {
             j.Key(bc.name).Open('{').Key("kernel_read").Num(bc.kernelRead).Key("kernel_write").Num(bc.kernelWrite);
-            j.Key("comm_read").Num(bc.commRead).Key("comm_write").Num(bc.commWrite).Close('}');
+            j.Key("comm_read").Num(bc.commRead).Key("comm_write").Num(bc.commWrite);
+            j.Key("hbm_read").Num(bc.hbmRead).Key("hbm_write").Num(bc.hbmWrite);
+            j.Key("hbm_write_at_end").Num(bc.hbmWriteAtEnd).Close('}');
         }
         j.Close('}');
         j.Key("cube_flops").Num(r->cubeFlops).Key("matmuls").Num(r->matmuls);
@@ -667,6 +815,7 @@ extern "C" int aag_sim_run(const AagSimCall *call, char *out, size_t outLen)
             api += core->apiCalls;
         }
         j.Key("ub_high_water").Num(ubHigh).Key("api_calls").Num(api);
+        j.Key("l2_bytes").Num(r->l2.capLines * r->l2.lineBytes).Key("l2_line_bytes").Num(r->l2.lineBytes);
         j.Close('}');
     }
     j.Close(']');

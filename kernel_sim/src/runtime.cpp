@@ -413,6 +413,107 @@ int FetchEventId(int srcPipe, int dstPipe)
 
 void CountVector(uint64_t elements) { Me().rank->vectorElems += elements; }
 
+/* ------------------------------------------------------------- L2 model */
+namespace {
+
+void L2Unlink(L2Model &m, uint32_t id)
+{
+    const uint32_t p = m.prev[id], n = m.next[id];
+    if (p != L2Model::kNil) m.next[p] = n; else m.head = n;
+    if (n != L2Model::kNil) m.prev[n] = p; else m.tail = p;
+    m.prev[id] = m.next[id] = L2Model::kNil;
+}
+
+void L2PushFront(L2Model &m, uint32_t id)
+{
+    m.prev[id] = L2Model::kNil;
+    m.next[id] = m.head;
+    if (m.head != L2Model::kNil) m.prev[m.head] = id;
+    m.head = id;
+    if (m.tail == L2Model::kNil) m.tail = id;
+}
+
+void L2Charge(Rank &r, uint32_t id, bool write, bool atEnd = false)
+{
+    const int32_t k = r.l2.ctrOf[id];
+    if (k < 0) return;
+    ByteCounter &bc = r.ctr[static_cast<size_t>(k)];
+    if (write) {
+        bc.hbmWrite += r.l2.lineBytes;
+        if (atEnd) bc.hbmWriteAtEnd += r.l2.lineBytes;
+    } else {
+        bc.hbmRead += r.l2.lineBytes;
+    }
+}
+
+/* one core access of line `id` */
+void L2Touch(Rank &r, uint32_t id, bool write)
+{
+    L2Model &m = r.l2;
+    if (m.state[id] != 0) {
+        L2Unlink(m, id);
+    } else {
+        if (!write) L2Charge(r, id, false);  // read miss: one line from HBM
+        if (m.resident >= m.capLines && m.tail != L2Model::kNil) {
+            const uint32_t victim = m.tail;
+            L2Unlink(m, victim);
+            if (m.state[victim] == 2) L2Charge(r, victim, true);
+            m.state[victim] = 0;
+            --m.resident;
+        }
+        m.state[id] = 1;
+        ++m.resident;
+    }
+    if (write) m.state[id] = 2;
+    L2PushFront(m, id);
+}
+
+/* a collective wrote line `id`: the L2 copy is stale */
+void L2Invalidate(Rank &r, uint32_t id)
+{
+    L2Model &m = r.l2;
+    if (m.state[id] == 0) return;
+    if (m.state[id] == 2) L2Charge(r, id, true);
+    L2Unlink(m, id);
+    m.state[id] = 0;
+    --m.resident;
+}
+
+}  // namespace
+
+void L2AddBuffer(Rank &r, GmBuffer &b)
+{
+    L2Model &m = r.l2;
+    const uint64_t n = (b.size + m.lineBytes - 1U) / m.lineBytes;
+    b.cached = true;
+    b.lineBase = static_cast<uint32_t>(m.lines);
+    m.lines += n;
+    m.prev.resize(m.lines, L2Model::kNil);
+    m.next.resize(m.lines, L2Model::kNil);
+    m.state.resize(m.lines, 0);
+    m.ctrOf.resize(m.lines, b.counter);
+    for (uint64_t k = 0; k < n; ++k) {
+        const uint64_t off = k * m.lineBytes;
+        for (const Region &g : b.regions) {
+            if (off >= g.off && off < g.off + g.len) {
+                m.ctrOf[b.lineBase + k] = g.counter;
+                break;
+            }
+        }
+    }
+}
+
+void L2Flush(Rank &r)
+{
+    L2Model &m = r.l2;
+    for (uint32_t id = m.head; id != L2Model::kNil; id = m.next[id]) {
+        if (m.state[id] == 2) {
+            L2Charge(r, id, true, true);
+            m.state[id] = 1;
+        }
+    }
+}
+
 /* --------------------------------------------------------- Global Memory */
 void GmAccessAs(Rank &r, int agent, VClock &vc, const void *addr, uint64_t bytes, bool write, bool comm,
                 const char *what)
@@ -437,6 +538,14 @@ void GmAccessAs(Rank &r, int agent, VClock &vc, const void *addr, uint64_t bytes
     if (covered < bytes && b->counter >= 0) {
         ByteCounter &bc = r.ctr[static_cast<size_t>(b->counter)];
         (comm ? (write ? bc.commWrite : bc.commRead) : (write ? bc.kernelWrite : bc.kernelRead)) += bytes - covered;
+    }
+    if (b->cached) {  // HBM level: the cores through the L2 model; a collective's write invalidates
+        const uint64_t l0 = off / r.l2.lineBytes, l1 = (off + bytes - 1U) / r.l2.lineBytes;
+        for (uint64_t l = l0; l <= l1; ++l) {
+            const uint32_t id = b->lineBase + static_cast<uint32_t>(l);
+            if (!comm) L2Touch(r, id, write);
+            else if (write) L2Invalidate(r, id);
+        }
     }
     if (b->shadow.empty() || !r.w->raceCheck) return;
     const uint64_t c0 = off / kShadowGrain, c1 = (off + bytes - 1U) / kShadowGrain;

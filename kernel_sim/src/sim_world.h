@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -45,6 +46,8 @@ struct GmBuffer {
     uint8_t *base = nullptr;
     uint64_t size = 0;
     int counter = -1;           // byte counter of bytes outside every region
+    bool cached = false;        // core accesses go through the rank's L2 model
+    uint32_t lineBase = 0;      // first L2 line id of this buffer (lines of L2Model::lineBytes from base)
     std::vector<Region> regions;
     std::vector<Shadow> shadow;  // per kShadowGrain bytes (empty in counting mode)
     std::unique_ptr<uint8_t[]> own;
@@ -52,7 +55,29 @@ struct GmBuffer {
 
 struct ByteCounter {
     std::string name;
-    uint64_t kernelRead = 0, kernelWrite = 0, commRead = 0, commWrite = 0;
+    uint64_t kernelRead = 0, kernelWrite = 0, commRead = 0, commWrite = 0;  // GM level: bytes the API calls move
+    uint64_t hbmRead = 0, hbmWrite = 0;  // HBM level: L2 misses and write-backs caused by the cores
+    uint64_t hbmWriteAtEnd = 0;          // of hbmWrite: dirty lines still in L2 when the kernel ends
+};
+
+/* L2 model of one rank (one die): a least-recently-used cache of `capLines` lines of
+ * `lineBytes`, write-back and write-allocate without fill (a core write marks the line dirty, it
+ * never reads HBM), shared by every core of the rank. Core reads that miss read one line from HBM;
+ * evicting a dirty line writes it to HBM, and so does the flush at the end of the kernel (the data
+ * must reach HBM). Collectives (the HCCL server's engines) move data between HBM and the links:
+ * a collective write invalidates the lines it covers (a dirty one is written back first), its
+ * reads and writes are counted as comm bytes, not through the L2. Line ids are dense per rank
+ * (GmBuffer::lineBase); lists are intrusive arrays, so a seed-size run stays within seconds. */
+struct L2Model {
+    uint64_t lineBytes = 512;
+    uint64_t capLines = 0;
+    uint64_t lines = 0;          // ids in use
+    std::vector<uint32_t> prev, next;
+    std::vector<uint8_t> state;  // 0 absent, 1 clean, 2 dirty
+    std::vector<int32_t> ctrOf;  // counter charged for this line's HBM traffic
+    uint32_t head = kNil, tail = kNil;  // MRU, LRU
+    uint64_t resident = 0;
+    static constexpr uint32_t kNil = 0xFFFFFFFFu;
 };
 
 struct UbBlock {
@@ -62,6 +87,7 @@ struct UbBlock {
 };
 
 struct MatmulReq {
+    uint64_t seq = 0;  // issue order over the whole rank (see MatmulServeOnCube)
     MatmulCall call;
     VClock vc;       // requester's clock at the request
     VClock doneVc;   // cube's clock at completion
@@ -195,7 +221,10 @@ struct Rank {
     uint64_t cubeFlops = 0, matmuls = 0, syncAllBarriers = 0, vectorElems = 0;
     uint64_t gmDataCopies = 0;
     std::map<std::string, CollectiveCount> collectives;
+    uint64_t mmIssued = 0;                 // matmul requests issued on this rank
+    std::set<uint64_t> mmPendingSeqs;      // ... and not yet executed
     uint64_t hcclWaits = 0, hcclCommits = 0, groupSyncs = 0;
+    L2Model l2;
 
     int AgentOfGroup(int gid) const { return static_cast<int>(cores.size()) + gid; }
     int Agents() const { return static_cast<int>(cores.size()) + 2; }
@@ -264,6 +293,10 @@ void RunDueLandings(World &w);
 /* GM access by an agent (core or group server) */
 void GmAccessAs(Rank &r, int agent, VClock &vc, const void *addr, uint64_t bytes, bool write, bool comm,
                 const char *what);
+
+/* L2 model (runtime.cpp): line ids for a cached buffer, and the end-of-kernel flush */
+void L2AddBuffer(Rank &r, GmBuffer &b);
+void L2Flush(Rank &r);
 
 /* marks bytes a committed collective will write as in flight: any access by
  * another agent before the agent's completion is acquired is a race */

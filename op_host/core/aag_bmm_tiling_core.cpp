@@ -14,7 +14,17 @@ RuleError PlatformError(const std::string &msg)
     return e;
 }
 
-RuleError Fill(const Args &a, const PlatformInfo &p, Plan plan, KernelTiling &out)
+RuleError ShapeError(const std::string &msg)
+{
+    RuleError e;
+    e.rule = "tiling.shape";
+    e.arg = "tiles";
+    e.error = "ValueError";
+    e.message = msg;
+    return e;
+}
+
+RuleError CheckPlatform(const PlatformInfo &p)
 {
     if (p.aicNum == 0U || p.aivNum != 2U * p.aicNum) {
         return PlatformError("the kernel runs MIX AIC:AIV 1:2 and needs aivNum == 2 * aicNum > 0 (aicNum=" +
@@ -23,27 +33,35 @@ RuleError Fill(const Args &a, const PlatformInfo &p, Plan plan, KernelTiling &ou
     if (p.ubBytes < 16U * 1024U || p.ubBytes > 0xFFFFFFFFULL) {
         return PlatformError("Unified Buffer of " + std::to_string(p.ubBytes) + " bytes is outside [16 KiB, 4 GiB)");
     }
+    return RuleError{};
+}
+
+RuleError Fill(const Args &a, const PlatformInfo &p, Plan plan, KernelTiling &out)
+{
     const uint32_t elemBytes = DTypeBytes(a.xDtype);
+    const uint32_t biasBytes = a.hasBias ? DTypeBytes(a.biasDtype) : 0U;
     const uint32_t ub = static_cast<uint32_t>(p.ubBytes);
     out.plan = std::move(plan);
+    const aag::Geom &g = out.plan.g;
     out.tilingKey = TilingKeyOf(a);
     out.blockDim = p.aicNum;
-    out.userWorkspaceBytes = WorkspaceBytes(out.plan.g, elemBytes);
+    out.userWorkspaceBytes = WorkspaceBytes(g, elemBytes);
     out.workspaceBytes = p.libApiWorkspaceBytes + out.userWorkspaceBytes;
     out.aivNum = p.aivNum;
     out.ubBytes = ub;
-    // the kernel's TBuf: the assemble copy buffer uses half of UB, the epilogue
-    // five fp32 rows (acc, bias, act, out, raw bias) of epiColChunk floats
-    out.copyUbBytes = ub / 2U / 32U * 32U;
-    out.epiColChunk = KernelUbBufferBytes(ub) / 5U / static_cast<uint32_t>(sizeof(float)) / 64U * 64U;
-    if (out.epiColChunk == 0U || out.copyUbBytes > KernelUbBufferBytes(ub)) {
-        return PlatformError("Unified Buffer of " + std::to_string(ub) + " bytes is too small for the kernel");
+    out.copyUbBytes = CopyUbBytes(ub);
+    out.ubUsedBytes = KernelUbUse(g, elemBytes, biasBytes, ub);
+    if ((g.ring != 0U && g.epiRows == 0U) || out.copyUbBytes < 64U || out.ubUsedBytes > KernelUbBufferBytes(ub)) {
+        return PlatformError("Unified Buffer of " + std::to_string(ub) + " bytes is too small for the kernel (" +
+                             std::to_string(out.ubUsedBytes) + " bytes of buffers)");
     }
-    out.cube.M = static_cast<int32_t>(aag::MaxRunRows(out.plan.g));
-    out.cube.N = static_cast<int32_t>(out.plan.g.N);
-    out.cube.K = static_cast<int32_t>(out.plan.g.H);
+    out.cube.M = static_cast<int32_t>(g.unitM);
+    out.cube.N = static_cast<int32_t>(g.unitN);
+    out.cube.K = static_cast<int32_t>(g.H);
     out.cube.transposeB = a.transposeWeight;
     out.cube.inType = a.xDtype;
+    out.cube.bias = g.biasInCube != 0U;
+    out.cube.biasType = a.biasDtype;
     out.cube.cores = p.aicNum;
     // HCCL algorithm strings of the HCCL tiling documentation (Atlas A3)
     out.alltoall = CcConfig{a.groupEp, kHcclCmdAlltoAllV, "AlltoAll=level0:fullmesh;level1:pairwise"};
@@ -53,36 +71,77 @@ RuleError Fill(const Args &a, const PlatformInfo &p, Plan plan, KernelTiling &ou
 
 }  // namespace
 
-uint32_t KernelUbBufferBytes(uint32_t ubBytes) { return ubBytes / 4U * 3U / 32U * 32U; }
+Machine MachineOf(const PlatformInfo &p)
+{
+    Machine m;
+    m.aicNum = p.aicNum;
+    m.aivNum = p.aivNum;
+    m.ubBytes = p.ubBytes;
+    return m;
+}
+
+uint32_t KernelUbUse(const aag::Geom &g, uint32_t elemBytes, uint32_t biasBytes, uint64_t ubBytes)
+{
+    // mirrors AagBmmKernel::InitUb (op_kernel/aag_bmm_kernel.h)
+    auto a32 = [](uint64_t v) { return aag::AlignUp(v, 32U); };
+    uint64_t used = 0;
+    if (g.ring != 0U) {
+        const uint64_t rowF = static_cast<uint64_t>(g.epiRows) * g.unitN;
+        used += 2U * a32(rowF * 4U) + 2U * a32(rowF * elemBytes);
+        if (g.y3Out != 0U) used += 2U * a32(rowF * elemBytes);
+        used += a32(rowF * 4U);
+        if (g.hasBias != 0U && g.biasInCube == 0U) {
+            used += a32(static_cast<uint64_t>(g.unitN) * biasBytes) + a32(g.unitN * 4U) + a32(rowF * 4U);
+        }
+    }
+    if (g.y2Out != 0U || g.shard == 0U) used += a32(2U * static_cast<uint64_t>(CopyUbBytes(ubBytes)));
+    return static_cast<uint32_t>(used);
+}
 
 RuleError MakeKernelTiling(const Args &a, const PlatformInfo &p, KernelTiling &out)
 {
     RuleError err = Validate(a, /*portable=*/false);
-    if (!err.ok()) {
-        return err;
+    if (!err.ok()) return err;
+    err = CheckPlatform(p);
+    if (!err.ok()) return err;
+    return Fill(a, p, PlanTiles(a, MachineOf(p)), out);
+}
+
+RuleError MakeKernelTilingWithEnds(const Args &a, const PlatformInfo &p, const std::vector<uint64_t> &ends,
+                                   KernelTiling &out, const Machine *machine)
+{
+    RuleError err = Validate(a, /*portable=*/false);
+    if (!err.ok()) return err;
+    err = CheckPlatform(p);
+    if (!err.ok()) return err;
+    const Dims d = DeriveDims(a);
+    const uint64_t total = static_cast<uint64_t>(d.El * d.Rx);
+    if (ends.empty() || ends.size() > aag::kMaxTiles || ends.back() != total) {
+        return ShapeError("tile ends must be 1.." + std::to_string(aag::kMaxTiles) + " increasing cells ending at " +
+                          std::to_string(total));
     }
-    return Fill(a, p, PlanTiles(a), out);
+    for (size_t k = 0; k < ends.size(); ++k) {
+        if (ends[k] <= (k ? ends[k - 1] : 0U)) return ShapeError("tile ends must increase");
+    }
+    const Machine m = machine ? *machine : MachineOf(p);
+    Plan plan;
+    plan.g = MakeGeom(a, ends, m);
+    plan.pred = Evaluate(a, plan.g, m);
+    plan.candidates = 1;
+    return Fill(a, p, std::move(plan), out);
 }
 
 RuleError MakeKernelTilingWithTiles(const Args &a, const PlatformInfo &p, uint64_t eTile, uint64_t cTile,
                                     KernelTiling &out)
 {
     RuleError err = Validate(a, /*portable=*/false);
-    if (!err.ok()) {
-        return err;
+    if (!err.ok()) return err;
+    const std::vector<uint64_t> ends = UniformTiles(DeriveDims(a), eTile, cTile);
+    if (ends.empty()) {
+        return ShapeError("tile " + std::to_string(eTile) + " experts x " + std::to_string(cTile) +
+                          " rows is not a legal tiling of this call");
     }
-    if (!TileShapeLegal(DeriveDims(a), eTile, cTile)) {
-        RuleError e;
-        e.rule = "tiling.shape";
-        e.arg = "tiles";
-        e.error = "ValueError";
-        e.message = "remote tile " + std::to_string(eTile) + " experts x " + std::to_string(cTile) +
-                    " rows is not a legal tiling of this call";
-        return e;
-    }
-    const aag::Geom g = MakeGeom(a, eTile, cTile);
-    Plan plan = Evaluate(g, DTypeBytes(a.xDtype));
-    return Fill(a, p, std::move(plan), out);
+    return MakeKernelTilingWithEnds(a, p, ends, out);
 }
 
 }  // namespace moe_mc2

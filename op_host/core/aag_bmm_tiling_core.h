@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "aag_bmm_planner.h"
 #include "aag_bmm_rules.h"
@@ -38,14 +39,16 @@ struct CcConfig {
     std::string algConfig;
 };
 
-/* the matmul every run of the kernel is cut from: (mmM x mmK) * (mmK x mmN) -> fp32 */
+/* the matmul of one unit: (unitM x H) * (H x unitN), C in x's dtype (direct) or fp32 (ring) */
 struct CubeProblem {
     int32_t M = 0;
     int32_t N = 0;
     int32_t K = 0;
     bool transposeB = false;
     DType inType = DType::kFloat16;
-    uint32_t cores = 0;        // SetDim: cube cores the tiling may spread a run over
+    bool bias = false;         // the bias goes through the matmul (SetBias): TCubeTiling.isBias
+    DType biasType = DType::kFloat16;
+    uint32_t cores = 0;        // cube cores of the launch
 };
 
 struct KernelTiling {
@@ -56,15 +59,18 @@ struct KernelTiling {
     uint64_t workspaceBytes = 0;     // + the library's system workspace
     uint32_t aivNum = 0;
     uint32_t ubBytes = 0;            // UB bytes per vector core
-    uint32_t copyUbBytes = 0;        // UB bytes of the assemble copy buffer
-    uint32_t epiColChunk = 0;        // epilogue columns per UB pass (floats, multiple of 64)
+    uint32_t copyUbBytes = 0;        // UB bytes of each half of the copy buffer
+    uint32_t ubUsedBytes = 0;        // what the kernel's TPipe allocates (the rest: activation scratch)
     CubeProblem cube;
     CcConfig alltoall;               // group_ep: AlltoAllV
     CcConfig allgather;              // group_tp: AllGather
 };
 
-/* UB bytes the kernel's TBuf takes (the rest is the activation APIs' scratch) */
-uint32_t KernelUbBufferBytes(uint32_t ubBytes);
+/* the launch the cost model plans for */
+Machine MachineOf(const PlatformInfo &p);
+
+/* UB bytes the kernel's TPipe takes for geometry g (queues, buffers; the rest is the activation scratch) */
+uint32_t KernelUbUse(const aag::Geom &g, uint32_t elemBytes, uint32_t biasBytes, uint64_t ubBytes);
 
 /* Validates `a` (portable=false: the NPU kernel's rules), plans and fills `out`.
  * The returned RuleError is a contract rule, or rule "platform" when the
@@ -75,6 +81,11 @@ RuleError MakeKernelTiling(const Args &a, const PlatformInfo &p, KernelTiling &o
  * rule "tiling.shape" when the shape is not legal. Used by tests and the model. */
 RuleError MakeKernelTilingWithTiles(const Args &a, const PlatformInfo &p, uint64_t eTile, uint64_t cTile,
                                     KernelTiling &out);
+
+/* Same, with forced tile boundaries (exclusive end cells, increasing, the last = El*Rx; a tile may
+ * span experts). `machine` (tests, the CPU model): the launch with forced unit sizes. */
+RuleError MakeKernelTilingWithEnds(const Args &a, const PlatformInfo &p, const std::vector<uint64_t> &ends,
+                                   KernelTiling &out, const Machine *machine = nullptr);
 
 }  // namespace moe_mc2
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import sys
 
-USAGE = """usage: python -m moe_mc2 {demo,bench,kernel-sim} [options]
+USAGE = """usage: python -m moe_mc2 {demo,bench,kernel-sim,plan} [options]
 
   demo        run the op on ep x tp local CPU ranks and check every rank against the reference
   bench       measure comm only, compute only, the unfused sequence and the fused op
   kernel-sim  run the Ascend C kernel (op_kernel/) in the CPU model of the Ascend C API
+  plan        the kernel's tile plan and the cost model's predicted timeline, bound and traffic
 
 'python -m moe_mc2 COMMAND --help' lists each command's options."""
 
@@ -24,6 +25,8 @@ def main(argv=None) -> int:
         from .bench import main as run
     elif cmd == "kernel-sim":
         from .kernel_sim import main as run
+    elif cmd == "plan":
+        from .plan import main as run
     else:
         print(f"unknown command {cmd!r}\n\n{USAGE}", file=sys.stderr)
         return 2

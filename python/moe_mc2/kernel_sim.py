@@ -54,9 +54,13 @@ class _Call(ctypes.Structure):
     """kernel_sim/include/kernel_sim/sim_abi.h: AagSimCall (every field 64 bits)."""
     _fields_ = [(n, ctypes.c_int64) for n in (
         "ep", "tp", "shard", "act", "E", "C", "H", "M", "dtype", "bias", "biasDtype", "transposeWeight",
-        "y2Flag", "y3Flag", "aicPerRank", "ubBytes", "sysWorkspaceBytes", "eTile", "cTile", "cubeBlock")] + [
+        "y2Flag", "y3Flag", "aicPerRank", "ubBytes", "sysWorkspaceBytes", "eTile", "cTile", "unitM", "unitN",
+        "epiRows", "nTileEnds")] + [("tileEnds", ctypes.c_int64 * 16), ("legacyETile", ctypes.c_int64),
+        ("legacyCTile", ctypes.c_int64), ("ownAhead", ctypes.c_int64),
+        ("collectiveLatencyUs", ctypes.c_double), ("serialGroups", ctypes.c_int64)] + [
         ("seed", ctypes.c_uint64), ("maxDelay", ctypes.c_int64), ("countOnly", ctypes.c_int64),
-        ("raceCheck", ctypes.c_int64), ("watchdogSeconds", ctypes.c_double), ("kernel", ctypes.c_char_p),
+        ("raceCheck", ctypes.c_int64), ("watchdogSeconds", ctypes.c_double), ("l2Bytes", ctypes.c_int64),
+        ("l2LineBytes", ctypes.c_int64), ("kernel", ctypes.c_char_p),
         ("x", ctypes.POINTER(ctypes.c_void_p)), ("weight", ctypes.POINTER(ctypes.c_void_p)),
         ("biasData", ctypes.POINTER(ctypes.c_void_p)), ("y1", ctypes.POINTER(ctypes.c_void_p)),
         ("y2", ctypes.POINTER(ctypes.c_void_p)), ("y3", ctypes.POINTER(ctypes.c_void_p))]
@@ -100,7 +104,7 @@ def load():
         if _LIB is None:
             path = ensure_built()
             lib = ctypes.CDLL(str(path))
-            for fn in (lib.aag_sim_run, lib.aag_sim_plan):
+            for fn in (lib.aag_sim_run, lib.aag_sim_plan, lib.aag_sim_cost):
                 fn.argtypes = [ctypes.POINTER(_Call), ctypes.c_char_p, ctypes.c_size_t]
                 fn.restype = ctypes.c_int
             _LIB = lib
@@ -131,10 +135,14 @@ class SimConfig:
     count_only: bool = False
     race_check: bool = True
     max_delay: int = 48
-    tiles: Optional[Tuple[int, int]] = None   # (eTile, cTile); None: the planner's
-    cube_block: int = 0                 # model TCubeTiling: 0 even split; n: n x n blocks, one cube core idle
+    tiles: Optional[Tuple[int, int]] = None   # (eTile, cTile): uniform tiles; None: the planner's
+    tile_ends: Optional[Tuple[int, ...]] = None  # explicit tile boundaries (end cells, the last = El * Rx)
+    unit: Optional[Tuple[int, int]] = None    # (unitM, unitN): force the matmul unit
+    epi_rows: int = 0                   # force fewer epilogue rows per UB chunk
+    own_ahead: Optional[int] = None     # shard 1: force the own-rows lookahead in tiles
     kernel: str = "aag"
     watchdog: float = 20.0
+    l2_bytes: int = 0                   # L2 per rank for the HBM counters; 0: the cost model's constant
 
     @property
     def torch_dtype(self):
@@ -164,9 +172,18 @@ def _struct(cfg: SimConfig, arrays=None) -> _Call:
     c.transposeWeight, c.y2Flag, c.y3Flag = int(cfg.transpose_weight), int(cfg.y2), int(cfg.y3)
     c.aicPerRank, c.ubBytes, c.sysWorkspaceBytes = cfg.aic, cfg.ub_bytes, SYS_WORKSPACE_BYTES
     c.eTile, c.cTile = cfg.tiles if cfg.tiles else (0, 0)
-    c.cubeBlock = cfg.cube_block
+    c.unitM, c.unitN = cfg.unit if cfg.unit else (0, 0)
+    c.epiRows = cfg.epi_rows
+    c.ownAhead = 0 if cfg.own_ahead is None else int(cfg.own_ahead) + 1
+    ends = tuple(cfg.tile_ends or ())
+    if len(ends) > 16:
+        raise ValueError("at most 16 tiles")
+    c.nTileEnds = len(ends)
+    for k, e in enumerate(ends):
+        c.tileEnds[k] = int(e)
     c.seed, c.maxDelay = cfg.seed, cfg.max_delay
     c.countOnly, c.raceCheck, c.watchdogSeconds = int(cfg.count_only), int(cfg.race_check), cfg.watchdog
+    c.l2Bytes, c.l2LineBytes = cfg.l2_bytes, 0
     c.kernel = cfg.kernel.encode()
     if arrays:
         for name, arr in arrays.items():
@@ -457,13 +474,53 @@ def _parse(argv):
     p.add_argument("--aic", type=int, default=2, help="cube cores per simulated rank (vector cores: twice)")
     p.add_argument("--tiles", type=int, nargs=2, metavar=("E_TILE", "C_TILE"), default=None,
                    help="force the remote tile shape instead of the planner's")
-    p.add_argument("--cube-block", type=int, default=0, metavar="N",
-                   help="model matmul tiling of N x N blocks with one cube core idle (default: even split)")
+    p.add_argument("--tile-ends", type=int, nargs="+", default=None, metavar="CELL",
+                   help="force the tile boundaries (exclusive end cells of E/ep x C/tp, resp. C, cells)")
+    p.add_argument("--unit", type=int, nargs=2, metavar=("M", "N"), default=None,
+                   help="force the matmul unit (rows x columns, rounded up to 16)")
+    p.add_argument("--epi-rows", type=int, default=0, help="force fewer epilogue rows per UB chunk")
+    p.add_argument("--own-ahead", type=int, default=None,
+                   help="shard 1: compute the own rows this many tiles ahead (default: the planner's)")
     p.add_argument("--count-only", action="store_true",
                    help="skip the arithmetic and the data: only the checks and the counters (large shapes)")
     p.add_argument("--kernel", default="aag", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print the model's report as JSON")
     return p.parse_args(argv)
+
+
+COMM_REGIONS = ("ws.a2a", "ws.ag", "ws.local_ag")   # workspace regions the collectives fill: data (A)
+
+
+def count_summary(report: dict, rank: int = 0) -> dict:
+    """One rank's counters in the cost model's vocabulary (docs/kernel_model.md, "Counting"):
+    gm_*: bytes the cores' API calls move (GM level); hbm_*: what reaches HBM through the rank's L2
+    model (misses, write-backs, the flush at the end). "data" is every tensor plus the collectives'
+    receive regions (the gathered A); "workspace" is every other workspace region (scratch rings,
+    the system workspace). comm_*: bytes the collectives read and wrote in this rank's memory."""
+    r = report["ranks"][rank]
+    out = dict(gm_data=0, gm_workspace=0, hbm_data_read=0, hbm_data_write=0, hbm_workspace=0,
+               comm_read=0, comm_write=0)
+    for name, c in r["bytes"].items():
+        scratch = name.startswith("ws.") and name not in COMM_REGIONS or name == "workspace"
+        gm = c["kernel_read"] + c["kernel_write"]
+        hbm = c.get("hbm_read", 0) + c.get("hbm_write", 0)
+        if scratch:
+            out["gm_workspace"] += gm
+            out["hbm_workspace"] += hbm
+        else:
+            out["gm_data"] += gm
+            out["hbm_data_read"] += c.get("hbm_read", 0)
+            out["hbm_data_write"] += c.get("hbm_write", 0)
+        out["comm_read"] += c["comm_read"]
+        out["comm_write"] += c["comm_write"]
+    out["hbm_data"] = out["hbm_data_read"] + out["hbm_data_write"]
+    out["cube_flops"] = r["cube_flops"]
+    out["matmuls"] = r["matmuls"]
+    out["sync_all"] = r["sync_all"]
+    out["vector_elements"] = r["vector_elements"]
+    out["collectives"] = {k: v["calls"] for k, v in r["collectives"].items()}
+    out["l2_bytes"] = r.get("l2_bytes", 0)
+    return out
 
 
 def _counters_line(report: dict) -> str:
@@ -487,7 +544,8 @@ def main(argv=None) -> int:
     cfg = SimConfig(ep=a.ep, tp=a.tp, E=a.E, C=a.C, H=a.H, M=a.M, dtype=a.dtype, act=act, shard_type=a.shard_type,
                     bias=a.bias, bias_dtype=a.bias_dtype, transpose_weight=a.transpose_weight, y2=a.y2, y3=a.y3,
                     seed=a.seed, aic=a.aic, tiles=tuple(a.tiles) if a.tiles else None, count_only=a.count_only,
-                    cube_block=a.cube_block,
+                    tile_ends=tuple(a.tile_ends) if a.tile_ends else None, unit=tuple(a.unit) if a.unit else None,
+                    epi_rows=a.epi_rows, own_ahead=a.own_ahead,
                     kernel=a.kernel)
     print(f"kernel-sim: {cfg.describe()}", flush=True)
     res = run(cfg)
@@ -497,10 +555,9 @@ def main(argv=None) -> int:
         return 1
     rep = res.report
     t = rep["tiling"]
-    print(f"host: tiling key {t['key']}, {t['tiles']} tile(s) (local block + {t['tiles'] - 1} remote of "
-          f"{t['e_tile']} expert(s) x {t['c_tile']} row(s)), block dim {t['block_dim']}, workspace "
-          f"{t['workspace_bytes']} B, matmul {t['mm']['M']}x{t['mm']['K']}x{t['mm']['N']} on "
-          f"{t['mm']['used_core_num']} cube core(s)")
+    print(f"host: tiling key {t['key']}, {t['description']}, block dim {t['block_dim']}, workspace "
+          f"{t['workspace_bytes']} B, UB {t['ub_used_bytes']} of {t['ub_bytes']} B in buffers; predicted makespan "
+          f"{t['makespan_us']:.1f} us, bound {t['bound_us']:.1f} us (cost model)")
     world = cfg.ep * cfg.tp
     print(f"model: {world} ranks x ({cfg.aic} AIC + {2 * cfg.aic} AIV), "
           f"{sum(r['api_calls'] for r in rep['ranks'])} API calls, {rep['seconds']:.2f} s"

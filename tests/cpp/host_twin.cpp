@@ -94,9 +94,10 @@ RankOut Reference(const Args &a, const std::vector<RankData> &world, int64_t i, 
 namespace {
 
 struct RankState {
-    std::vector<double> ws;        // user workspace, in elements (acc scratch unused by the twin)
-    std::vector<double> y2buf;     // y2 or the scratch region, shape (El, ep*C, H)
-    std::vector<int> y2ready;      // per Y2buf row: tile that assembled it (-1 none)
+    std::vector<double> ws;        // user workspace in x elements: a2a region, ag region, asm slot
+    std::vector<int> agTile;       // per ag-region element: the tile whose AllGather wrote it (-1 none)
+    std::vector<double> y2buf;     // y2 (shard 1 copy, shard 0 assemble target when y2 is produced)
+    std::vector<int> asmTile;      // per asm-slot row / y2 row (shard 0): tile that assembled it
 };
 
 }  // namespace
@@ -112,114 +113,110 @@ TwinReport RunTwin(const Args &a, const aag::Geom &g, const std::vector<RankData
     auto fail = [&](const std::string &m) {
         if (rep.error.empty()) rep.error = m;
     };
+    const uint64_t wsElems = wl.ringOffBytes / 2U;
     for (auto &s : st) {
-        s.ws.assign(wl.accOffBytes / 2U, std::nan(""));
+        s.ws.assign(wsElems, std::nan(""));
+        s.agTile.assign(wsElems, -1);
         s.y2buf.assign(g.El * yRows * g.H, std::nan(""));
-        s.y2ready.assign(g.El * yRows, -1);
+        s.asmTile.assign(std::max<uint64_t>(g.El * yRows, wl.asmElems / std::max<uint64_t>(g.H, 1U) + 1U), -1);
     }
     for (uint64_t r = 0; r < ep * tp; ++r) {
         RankOut &o = rep.out[r];
         o.y1.assign(g.El * yRows * g.N, std::nan(""));
         o.cov1.assign(o.y1.size(), 0);
         o.cov2.assign(g.El * yRows * g.H, 0);
-        if (g.y3Out) {
-            o.y3.assign(o.y1.size(), std::nan(""));
-        }
+        if (g.y3Out) o.y3.assign(o.y1.size(), std::nan(""));
         o.cov3.assign(o.y1.size(), 0);
     }
     auto wr = [](uint64_t i, uint64_t t, uint64_t ep_) { return i + ep_ * t; };
-
-    const uint32_t nt = aag::NumTiles(g);
-    for (uint32_t k = 0; k < nt; ++k) {
+    uint64_t cellsSeen = 0;
+    for (uint32_t k = 0; k < aag::NumTiles(g); ++k) {
+        if (aag::TileBegin(g, k) != cellsSeen || aag::TileEnd(g, k) <= cellsSeen) fail("tiles do not partition the cells");
+        cellsSeen = aag::TileEnd(g, k);
         /* ---------------- communication of tile k (collectives are world-synchronous) */
-        if (k == 0U) {
-            if (g.shard == 0U) {  // AllGather over tp of x[i*El .. (i+1)*El)
-                uint64_t cnt = aag::AGSendCount(g, 0U);
-                for (uint64_t i = 0; i < ep; ++i)
-                    for (uint64_t t = 0; t < tp; ++t)
-                        for (uint64_t s = 0; s < tp; ++s) {
-                            const RankData &src = world[wr(i, s, ep)];
-                            uint64_t sd = aag::LocalAGSendDispl(g, i);
-                            for (uint64_t e = 0; e < cnt; ++e) {
-                                st[wr(i, t, ep)].ws[wl.localAgOff + s * cnt + e] = src.x[sd + e];
-                            }
-                        }
-            }
-        } else {
-            aag::TileRange tr = aag::Tile(g, k);
-            if (!(tr.eL == 1U || tr.cL == g.Rx)) fail("tile block not contiguous");
-            // AlltoAllV over each ep group (fixed t): sender j -> receiver i
-            for (uint64_t t = 0; t < tp; ++t)
-                for (uint64_t i = 0; i < ep; ++i)
-                    for (uint64_t j = 0; j < ep; ++j) {
-                        uint64_t sendCnt = aag::A2ASendCount(g, k, j, i);  // j's count towards i
-                        uint64_t recvCnt = aag::A2ASendCount(g, k, i, j);  // i's count for j (symmetric)
-                        if (sendCnt != recvCnt) fail("a2a counts not symmetric");
-                        if (sendCnt == 0U) continue;
-                        const RankData &src = world[wr(j, t, ep)];
-                        uint64_t sd = aag::A2ASendDispl(g, k, i);
-                        uint64_t rd = wl.a2aOff + aag::A2ATileOff(g, k) + aag::A2ARecvDispl(g, k, i, j);
-                        if (sd + sendCnt > src.x.size()) fail("a2a send out of x");
-                        if (aag::A2ARecvDispl(g, k, i, j) + recvCnt > aag::A2ATileElems(g, k))
-                            fail("a2a recv out of tile buffer");
-                        for (uint64_t e = 0; e < sendCnt; ++e) st[wr(i, t, ep)].ws[rd + e] = src.x[sd + e];
-                    }
-            // AllGather over each tp group (fixed i)
-            uint64_t cnt = aag::AGSendCount(g, k);
+        // AlltoAllV over each ep group (fixed t): sender j -> receiver i, every peer (itself included)
+        const uint64_t blk = aag::A2ABlock(g, k);
+        for (uint64_t t = 0; t < tp; ++t)
             for (uint64_t i = 0; i < ep; ++i)
-                for (uint64_t t = 0; t < tp; ++t)
-                    for (uint64_t s = 0; s < tp; ++s) {
-                        const RankState &src = st[wr(i, s, ep)];
-                        uint64_t sd = wl.a2aOff + aag::A2ATileOff(g, k);
-                        uint64_t rd = wl.agOff + aag::AGTileOff(g, k) + s * cnt;
-                        for (uint64_t e = 0; e < cnt; ++e) {
-                            double v = src.ws[sd + e];
-                            if (std::isnan(v)) fail("allgather sends an unwritten a2a element");
-                            st[wr(i, t, ep)].ws[rd + e] = v;
-                        }
+                for (uint64_t j = 0; j < ep; ++j) {
+                    const RankData &src = world[wr(j, t, ep)];
+                    const uint64_t sd = aag::A2ASendDispl(g, k, i);
+                    const uint64_t rd = wl.a2aOff + aag::A2ATileOff(g, k) + aag::A2ARecvDispl(g, k, j);
+                    if (sd + blk > src.x.size()) fail("a2a send out of x");
+                    if (aag::A2ARecvDispl(g, k, j) + blk > aag::A2ATileElems(g, k)) fail("a2a recv out of tile buffer");
+                    if (aag::A2ATileOff(g, k) + aag::A2ATileElems(g, k) > wl.a2aElems) fail("a2a tile out of region");
+                    for (uint64_t e = 0; e < blk; ++e) st[wr(i, t, ep)].ws.at(rd + e) = src.x[sd + e];
+                }
+        // AllGather over each tp group (fixed i) of the tile's AlltoAllV receive buffer
+        const uint64_t cnt = aag::AGSendCount(g, k);
+        for (uint64_t i = 0; i < ep; ++i)
+            for (uint64_t t = 0; t < tp; ++t)
+                for (uint64_t s = 0; s < tp; ++s) {
+                    const RankState &src = st[wr(i, s, ep)];
+                    const uint64_t sd = wl.a2aOff + aag::A2ATileOff(g, k);
+                    const uint64_t rd = wl.agOff + aag::AGTileOff(g, k) + s * cnt;
+                    if (aag::AGTileOff(g, k) + tp * cnt > wl.agElems) fail("ag tile out of region");
+                    for (uint64_t e = 0; e < cnt; ++e) {
+                        double v = src.ws.at(sd + e);
+                        if (std::isnan(v)) fail("allgather sends an unwritten a2a element");
+                        st[wr(i, t, ep)].ws.at(rd + e) = v;
+                        st[wr(i, t, ep)].agTile.at(rd + e) = static_cast<int>(k);
                     }
-        }
+                }
         /* ---------------- computation of tile k on every rank */
         for (uint64_t i = 0; i < ep; ++i)
             for (uint64_t t = 0; t < tp; ++t) {
                 RankState &S = st[wr(i, t, ep)];
                 RankOut &O = rep.out[wr(i, t, ep)];
                 const RankData &me = world[wr(i, t, ep)];
-                // assemble
-                for (uint64_t b = 0; b < aag::NumCopyBlocks(g, k); ++b) {
-                    aag::CopyBlock cb = aag::CopyBlockAt(g, i, t, k, b);
-                    if (cb.skip) continue;
-                    for (uint64_t r = 0; r < cb.rows; ++r) {
-                        for (uint64_t h = 0; h < g.Hx; ++h) {
-                            uint64_t so = cb.srcOff + r * g.Hx + h;
-                            double v;
-                            if (cb.srcKind == 0U) v = me.x.at(so);
-                            else if (cb.srcKind == 1U) v = S.ws.at(wl.localAgOff + so);
-                            else v = S.ws.at(wl.agOff + so);
-                            if (std::isnan(v)) fail("assemble reads an unwritten element");
-                            uint64_t dofs = cb.dstOff + r * g.H + h;
-                            S.y2buf.at(dofs) = v;
-                            O.cov2.at(dofs) += 1;
+                auto agRead = [&](uint64_t off) {
+                    const uint64_t at = wl.agOff + off;
+                    if (S.agTile.at(at) != static_cast<int>(k)) fail("a read of the ag region outside the tile just landed");
+                    return S.ws.at(at);
+                };
+                // y2 copy (shard 1) / assemble (shard 0)
+                if (g.shard == 0U || g.y2Out) {
+                    for (uint64_t q = 0; q < aag::NumSegments(g, k); ++q) {
+                        const aag::Segment sg = aag::SegmentAt(g, k, q);
+                        for (uint64_t b = 0; b < aag::PiecesPerSegment(g); ++b) {
+                            const aag::Piece pc = aag::PieceAt(g, i, t, k, sg, b);
+                            for (uint64_t r = 0; r < pc.rows; ++r)
+                                for (uint64_t h = 0; h < g.Hx; ++h) {
+                                    const uint64_t so = pc.srcOff + r * g.Hx + h;
+                                    const double v = pc.srcKind == 0U ? me.x.at(so) : agRead(so);
+                                    if (std::isnan(v)) fail("a copy reads an unwritten element");
+                                    const uint64_t dofs = pc.dstOff + r * g.H + h;
+                                    if (pc.dstKind == 0U) {
+                                        S.y2buf.at(dofs) = v;
+                                        O.cov2.at(dofs) += 1;
+                                        S.asmTile.at(dofs / g.H) = static_cast<int>(k);
+                                    } else {
+                                        if (dofs >= wl.asmElems) fail("assemble beyond the asm slot");
+                                        S.ws.at(wl.asmOff + dofs) = v;
+                                        S.asmTile.at(dofs / g.H) = static_cast<int>(k);
+                                    }
+                                }
                         }
-                        uint64_t rowIdx = (cb.dstOff / g.H);  // e*yRows + row
-                        S.y2ready.at(rowIdx + r) = static_cast<int>(k);
                     }
                 }
-                // matmul runs + epilogue
-                for (uint64_t ri = 0; ri < aag::NumRuns(g, k); ++ri) {
-                    aag::Run run = aag::RunAt(g, i, t, k, ri);
-                    uint64_t aOff = aag::RunAOff(g, run), yOff = aag::RunYOff(g, run);
-                    for (uint64_t r = 0; r < run.rows; ++r) {
-                        uint64_t rowIdx = run.e * yRows + run.row0 + r;
-                        if (S.y2ready.at(rowIdx) < 0 || S.y2ready.at(rowIdx) > static_cast<int>(k))
-                            fail("matmul reads a row before it is assembled");
-                        for (uint64_t n = 0; n < g.N; ++n) {
+                // units: own rows (shard 1) then the others
+                auto unit = [&](const aag::Unit &u) {
+                    for (uint64_t r = 0; r < u.tm; ++r) {
+                        const uint64_t aRow = u.aOff + r * g.H;
+                        if (u.aSrc == 2U && S.asmTile.at(aRow / g.H) != static_cast<int>(k)) {
+                            fail("a unit reads a row not assembled in this tile");
+                        }
+                        for (uint64_t n = u.n0; n < u.n0 + u.tn; ++n) {
                             double acc = 0.0;
                             for (uint64_t h = 0; h < g.H; ++h) {
-                                acc += S.y2buf.at(aOff + r * g.H + h) * me.weight.at(aag::WeightOff(g, run.e, h, n));
+                                double av;
+                                if (u.aSrc == 0U) av = me.x.at(aRow + h);
+                                else if (u.aSrc == 1U) av = agRead(aRow + h);
+                                else av = g.y2Out ? S.y2buf.at(aRow + h) : S.ws.at(wl.asmOff + aRow + h);
+                                acc += av * me.weight.at(aag::WeightOff(g, u.e, h, n));
                             }
-                            if (g.hasBias) acc += me.bias.at(aag::RunBiasOff(g, run) + n);
-                            uint64_t yo = yOff + r * g.N + n;
+                            if (g.hasBias) acc += me.bias.at(u.e * g.N + n);
+                            const uint64_t yo = (u.yRow + r) * g.N + n;
                             O.y1.at(yo) = Activate(g.act, acc);
                             O.cov1.at(yo) += 1;
                             if (g.y3Out) {
@@ -228,9 +225,19 @@ TwinReport RunTwin(const Args &a, const aag::Geom &g, const std::vector<RankData
                             }
                         }
                     }
+                };
+                for (uint64_t q = 0; q < aag::NumSegments(g, k); ++q) {
+                    const aag::Segment sg = aag::SegmentAt(g, k, q);
+                    for (uint64_t u = 0; u < aag::OwnUnitsOfSegment(g, sg.cL); ++u) {
+                        const aag::Unit un = aag::OwnUnit(g, i, t, k, sg, u);
+                        if (un.aSrc != 0U) fail("an own unit does not read x");
+                        unit(un);
+                    }
+                    for (uint64_t u = 0; u < aag::RemoteUnitsOfSegment(g, sg.cL); ++u) unit(aag::RemoteUnit(g, i, t, k, sg, u));
                 }
             }
     }
+    if (cellsSeen != aag::Cells(g)) fail("tiles do not cover the cells");
     for (uint64_t r = 0; r < ep * tp; ++r) {
         if (g.y2Out) rep.out[r].y2 = st[r].y2buf;
     }

@@ -1,68 +1,62 @@
-// plan_report: prints the planner's choice, predicted makespan and no-overlap
-// sum. Without arguments it reports the two reference configurations; with
-// arguments: plan_report ep tp shard E C H M [float16|bfloat16] [-v]
+// plan_report: the cost model's predictions (op_host/core/aag_bmm_planner.*) for the seed shapes and
+// MindSpeed's test shape: the chosen plan, the same model on one tile, CANN's reference schedule and the
+// issue-9 kernel. Predictions of a model with stated constants, not NPU measurements.
+// With arguments: plan_report ep tp shard E C H M [act] [bias 0|1]
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <string>
 
 #include "aag_bmm_planner.h"
 
 using moe_mc2::Args;
 
-static int Report(const char *title, int64_t ep, int64_t tp, int64_t shard, int64_t E, int64_t C, int64_t H, int64_t M,
-                  moe_mc2::DType dt, bool verbose)
+static void Line(const moe_mc2::Prediction &p)
 {
-    Args a = moe_mc2::ArgsFor(ep, tp, shard, E, C, H, M, dt);
+    std::printf("  %-16s makespan %8.1f us  ratio %.3f  HBM %7.1f MiB (+%5.1f MiB workspace)  %s\n",
+                p.schedule.c_str(), p.makespan * 1e6, p.makespan / p.bound, p.bytes.HbmData() / 1048576.0,
+                p.bytes.hbmWorkspace / 1048576.0, p.tiling.c_str());
+}
+
+static int Report(const char *title, int64_t ep, int64_t tp, int64_t shard, int64_t E, int64_t C, int64_t H, int64_t M,
+                  int64_t act, bool bias)
+{
+    Args a = moe_mc2::ArgsFor(ep, tp, shard, E, C, H, M);
+    a.actType = act;
+    if (bias) {
+        a.hasBias = true;
+        a.bias = {E / ep, 1, M / tp};
+    }
     auto v = moe_mc2::Validate(a);
     if (!v.ok()) {
         std::printf("%s: invalid: %s\n", title, v.message.c_str());
         return 1;
     }
-    moe_mc2::Plan p = moe_mc2::PlanTiles(a);
-    double comm = 0, comp = 0;
-    for (const auto &t : p.tiles) {
-        comm += t.comm;
-        comp += t.comp;
-    }
-    std::printf("%s\n", title);
-    std::printf("  ep=%lld tp=%lld shard=%lld E=%lld C=%lld H=%lld M=%lld dtype=%s  x=(%lld,%lld,%lld) weight=(%lld,%lld,%lld)\n",
+    const moe_mc2::Machine m;
+    const moe_mc2::Plan p = moe_mc2::PlanTiles(a, m);
+    const moe_mc2::Dims d = moe_mc2::DeriveDims(a);
+    std::printf("%s: ep=%lld tp=%lld shard=%lld E=%lld C=%lld H=%lld M=%lld fp16 act=%lld bias=%d\n", title,
                 (long long)ep, (long long)tp, (long long)shard, (long long)E, (long long)C, (long long)H, (long long)M,
-                moe_mc2::DTypeName(dt), (long long)a.x[0], (long long)a.x[1], (long long)a.x[2],
-                (long long)a.weight[0], (long long)a.weight[1], (long long)a.weight[2]);
-    std::printf("  plan: eTile=%llu cTile=%llu remote tiles=%u (+1 local block), %u shapes evaluated\n",
-                (unsigned long long)p.g.eTile, (unsigned long long)p.g.cTile, aag::NumRemoteTiles(p.g), p.candidates);
-    std::printf("  predicted makespan   = %10.1f us\n", p.makespan * 1e6);
-    std::printf("  no-overlap sum       = %10.1f us  (comm %.1f us + compute %.1f us)\n", p.noOverlap * 1e6,
-                comm * 1e6, comp * 1e6);
-    std::printf("  overlap gain         = %10.2fx\n", p.noOverlap / p.makespan);
-    std::printf("  workspace            = %10.1f MiB\n", moe_mc2::WorkspaceBytes(p.g, moe_mc2::DTypeBytes(dt)) / 1048576.0);
-    if (verbose) {
-        for (size_t k = 0; k < p.tiles.size(); ++k) {
-            std::printf("    tile %2zu comm %9.1f us  comp %9.1f us  comm_end %9.1f  comp_end %9.1f\n", k,
-                        p.tiles[k].comm * 1e6, p.tiles[k].comp * 1e6, p.tiles[k].commEnd * 1e6,
-                        p.tiles[k].compEnd * 1e6);
-        }
-    }
+                (long long)act, bias ? 1 : 0);
+    std::printf("  bound %.1f us = max(comm %.1f, compute %.1f); HBM floor %.1f MiB; %u tilings evaluated\n",
+                p.pred.bound * 1e6, p.pred.commIdeal * 1e6, p.pred.computeIdeal * 1e6, p.pred.hbmFloor / 1048576.0,
+                p.candidates);
+    Line(p.pred);
+    Line(moe_mc2::Evaluate(a, moe_mc2::MakeGeom(a, {static_cast<uint64_t>(d.El * d.Rx)}, m), m));
+    Line(moe_mc2::EvaluateReference(a, m));
+    Line(moe_mc2::EvaluateLegacy(a, m));
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    bool verbose = false;
-    if (argc > 1 && std::strcmp(argv[argc - 1], "-v") == 0) {
-        verbose = true;
-        --argc;
-    }
     if (argc >= 8) {
-        moe_mc2::DType dt = argc >= 9 ? moe_mc2::DTypeFromName(argv[8]) : moe_mc2::DType::kFloat16;
         return Report("custom", std::atoll(argv[1]), std::atoll(argv[2]), std::atoll(argv[3]), std::atoll(argv[4]),
-                      std::atoll(argv[5]), std::atoll(argv[6]), std::atoll(argv[7]), dt, verbose);
+                      std::atoll(argv[5]), std::atoll(argv[6]), std::atoll(argv[7]), argc >= 9 ? std::atoll(argv[8]) : 0,
+                      argc >= 10 && std::atoll(argv[9]) != 0);
     }
     int rc = 0;
-    rc |= Report("(a) seed shapes", 4, 2, 1, 4, 1024, 1024, 8192, moe_mc2::DType::kFloat16, verbose);
-    rc |= Report("(b) E=16 C=282 H=12288 M=12288, shard 1", 4, 2, 1, 16, 282, 12288, 12288, moe_mc2::DType::kFloat16,
-                 verbose);
-    rc |= Report("(b') same, shard 0", 4, 2, 0, 16, 282, 12288, 12288, moe_mc2::DType::kFloat16, verbose);
+    rc |= Report("(a) seed, GELU + bias", 4, 2, 1, 16, 1024, 1024, 8192, 1, true);
+    rc |= Report("(a') seed, act None", 4, 2, 1, 16, 1024, 1024, 8192, 0, false);
+    rc |= Report("(b) MindSpeed test shape", 4, 2, 1, 16, 282, 12288, 12288, 0, false);
+    rc |= Report("(c) MindSpeed example shape", 4, 2, 1, 4, 1024, 1024, 8192, 0, false);
     return rc;
 }

@@ -19,7 +19,8 @@ namespace {
 
 struct Stats {
     std::set<int> shards, acts;
-    int cTails = 0, eTails = 0, el1 = 0, elMany = 0, multiTile = 0, bias = 0, y2 = 0, y3 = 0, transposed = 0;
+    int crossing = 0, el1 = 0, elMany = 0, multiTile = 0, multiPanel = 0, multiChunk = 0, bias = 0, y2 = 0, y3 = 0,
+        transposed = 0;
 };
 
 ::testing::AssertionResult SameArray(const std::vector<double> &got, const std::vector<double> &want,
@@ -66,7 +67,11 @@ void CheckPlan(const Args &a, const aag::Geom &g, std::mt19937_64 &rng, const st
             ASSERT_TRUE(SameArray(got.y2, want.y2, "y2", r));
             ASSERT_TRUE(SameArray(got.y3, want.y3, "y3", r));
             ASSERT_TRUE(ExactlyOnce(got.cov1, "y1", r));
-            ASSERT_TRUE(ExactlyOnce(got.cov2, "y2buf", r));
+            if (d.y2Out) {
+                ASSERT_TRUE(ExactlyOnce(got.cov2, "y2", r));
+            } else {
+                for (int c : got.cov2) ASSERT_EQ(c, 0);
+            }
             if (d.y3Out) {
                 ASSERT_TRUE(ExactlyOnce(got.cov3, "y3", r));
             } else {
@@ -89,9 +94,9 @@ Args RandomArgs(std::mt19937_64 &rng)
     a.shardType = pick(0, 1);
     a.actType = pick(0, 4);
     int64_t El = pick(0, 2) == 0 ? 1 : pick(2, 5);
-    int64_t Rx = pick(1, 9);
+    int64_t Rx = pick(0, 3) == 0 ? pick(17, 40) : pick(1, 9);  // sometimes more rows than a 16-row unit
     int64_t Hx = pick(1, 6);
-    int64_t N = pick(1, 7);
+    int64_t N = pick(0, 3) == 0 ? pick(17, 40) : pick(1, 7);   // sometimes more columns than a 16-column unit
     a.x = {El * a.ep, Rx, Hx};
     int64_t H = a.shardType == 1 ? Hx : Hx * a.tp;
     a.weight = {El, H, N};
@@ -109,15 +114,24 @@ Args RandomArgs(std::mt19937_64 &rng)
     return a;
 }
 
-aag::Geom RandomLegalTiling(const Args &a, std::mt19937_64 &rng)
+/* random tile boundaries (tiles may span experts), a random launch and small random units */
+aag::Geom RandomTiling(const Args &a, std::mt19937_64 &rng)
 {
     moe_mc2::Dims d = moe_mc2::DeriveDims(a);
-    std::vector<std::pair<uint64_t, uint64_t>> legal;
-    for (int64_t e = 1; e <= d.El; ++e)
-        for (int64_t c = 1; c <= d.Rx; ++c)
-            if (moe_mc2::TileShapeLegal(d, e, c)) legal.emplace_back(e, c);
-    auto s = legal[std::uniform_int_distribution<size_t>(0, legal.size() - 1)(rng)];
-    return moe_mc2::MakeGeom(a, s.first, s.second);
+    auto pick = [&](uint64_t lo, uint64_t hi) { return std::uniform_int_distribution<uint64_t>(lo, hi)(rng); };
+    const uint64_t total = static_cast<uint64_t>(d.El * d.Rx);
+    const uint64_t n = pick(1, std::min<uint64_t>(total, aag::kMaxTiles));
+    std::set<uint64_t> cuts;
+    while (cuts.size() + 1U < n) cuts.insert(pick(1, total - 1U));
+    std::vector<uint64_t> ends(cuts.begin(), cuts.end());
+    ends.push_back(total);
+    moe_mc2::Machine m;
+    m.aicNum = static_cast<uint32_t>(pick(1, 3));
+    m.aivNum = 2U * m.aicNum;
+    m.unitM = static_cast<uint32_t>(16U * pick(1, 2));
+    m.unitN = static_cast<uint32_t>(16U * pick(1, 2));
+    m.ownAhead = static_cast<int32_t>(pick(0, 3));
+    return moe_mc2::MakeGeom(a, ends, m);
 }
 
 }  // namespace
@@ -135,20 +149,23 @@ TEST(HostTwin, RandomShapesPlannerAndRandomTilings)
         label << "shape " << n << " ep=" << a.ep << " tp=" << a.tp << " shard=" << a.shardType
               << " act=" << a.actType << " x=(" << a.x[0] << "," << a.x[1] << "," << a.x[2] << ") N=" << a.weight[2]
               << " bias=" << a.hasBias << " tw=" << a.transposeWeight << " y2=" << a.y2Flag << " y3=" << a.y3Flag;
-        moe_mc2::Plan plan = moe_mc2::PlanTiles(a);
+        moe_mc2::Plan plan = moe_mc2::PlanTiles(a, moe_mc2::Machine{});
         CheckPlan(a, plan.g, rng, label.str() + " planner");
-        aag::Geom rg = RandomLegalTiling(a, rng);
+        aag::Geom rg = RandomTiling(a, rng);
         std::ostringstream l2;
-        l2 << label.str() << " eTile=" << rg.eTile << " cTile=" << rg.cTile;
+        l2 << label.str() << " tiles";
+        for (uint32_t k = 0; k < rg.nTiles; ++k) l2 << " " << rg.tileEnd[k];
+        l2 << " unit " << rg.unitM << "x" << rg.unitN;
         CheckPlan(a, rg, rng, l2.str());
         if (HasFatalFailure()) return;
         stats.shards.insert(static_cast<int>(a.shardType));
         stats.acts.insert(static_cast<int>(a.actType));
-        stats.cTails += (rg.Rx % rg.cTile) != 0;
-        stats.eTails += (rg.El % rg.eTile) != 0;
+        for (uint32_t k = 0; k < rg.nTiles; ++k) stats.crossing += aag::NumSegments(rg, k) > 1U;
         stats.el1 += rg.El == 1;
         stats.elMany += rg.El > 1;
-        stats.multiTile += aag::NumRemoteTiles(rg) > 1;
+        stats.multiTile += rg.nTiles > 1;
+        stats.multiPanel += aag::NumPanels(rg) > 1U;
+        stats.multiChunk += rg.Rx > rg.unitM;
         stats.bias += a.hasBias;
         stats.y2 += a.y2Flag;
         stats.y3 += rg.y3Out;
@@ -157,18 +174,19 @@ TEST(HostTwin, RandomShapesPlannerAndRandomTilings)
     // the random sweep must really cover what it claims
     EXPECT_EQ(stats.shards.size(), 2U);
     EXPECT_EQ(stats.acts.size(), 5U);
-    EXPECT_GT(stats.cTails, 5);
-    EXPECT_GT(stats.eTails, 3);
+    EXPECT_GT(stats.crossing, 20);
     EXPECT_GT(stats.el1, 5);
     EXPECT_GT(stats.elMany, 5);
     EXPECT_GT(stats.multiTile, 20);
+    EXPECT_GT(stats.multiPanel, 5);
+    EXPECT_GT(stats.multiChunk, 5);
     EXPECT_GT(stats.bias, 10);
     EXPECT_GT(stats.y2, 10);
     EXPECT_GT(stats.y3, 10);
     EXPECT_GT(stats.transposed, 10);
 }
 
-TEST(HostTwin, EveryLegalTilingOfOneShapePerShard)
+TEST(HostTwin, EveryTilingOfUpToThreeTilesOfOneShapePerShard)
 {
     std::mt19937_64 rng(7);
     for (int shard = 0; shard <= 1; ++shard) {
@@ -186,16 +204,26 @@ TEST(HostTwin, EveryLegalTilingOfOneShapePerShard)
         a.groupEp = "e";
         a.groupTp = "t";
         ASSERT_TRUE(moe_mc2::Validate(a).ok());
-        moe_mc2::Dims d = moe_mc2::DeriveDims(a);
+        moe_mc2::Machine m;
+        m.aicNum = 2;
+        m.aivNum = 4;
+        m.unitM = 16;
+        m.unitN = 16;
+        const uint64_t total = 15;  // El 3 x Rx 5 cells
         int count = 0;
-        for (int64_t e = 1; e <= d.El; ++e)
-            for (int64_t c = 1; c <= d.Rx; ++c)
-                if (moe_mc2::TileShapeLegal(d, e, c)) {
-                    CheckPlan(a, moe_mc2::MakeGeom(a, e, c), rng,
-                              "shard " + std::to_string(shard) + " e" + std::to_string(e) + " c" + std::to_string(c));
-                    ++count;
-                }
-        EXPECT_EQ(count, 3 + 4);  // eTile 1..3 x full rows, plus eTile 1 x cTile 1..4
+        for (uint64_t c1 = 1; c1 <= total; ++c1)
+            for (uint64_t c2 = c1; c2 <= total; ++c2) {
+                std::vector<uint64_t> ends;
+                if (c1 < total) ends.push_back(c1);
+                if (c2 > c1 && c2 < total) ends.push_back(c2);
+                ends.push_back(total);
+                if (c2 == c1 && c1 < total) continue;  // counted once, as (c1, total)
+                CheckPlan(a, moe_mc2::MakeGeom(a, ends, m), rng,
+                          "shard " + std::to_string(shard) + " ends " + std::to_string(c1) + "," + std::to_string(c2));
+                ++count;
+            }
+        EXPECT_EQ(count, 1 + 14 + 91);  // one tile, two tiles (14 cuts), three tiles (91 cut pairs)
+        if (HasFatalFailure()) return;
     }
 }
 
@@ -208,7 +236,7 @@ TEST(HostTwin, SharedValidVectors)
         Args a = ArgsFromCase(c);
         if (a.x[2] > 64 || a.weight[2] > 64) continue;
         ASSERT_TRUE(moe_mc2::Validate(a, true).ok());
-        CheckPlan(a, moe_mc2::PlanTiles(a).g, rng, c.at("name").get<std::string>());
+        CheckPlan(a, moe_mc2::PlanTiles(a, moe_mc2::Machine{}).g, rng, c.at("name").get<std::string>());
         ++run;
     }
     EXPECT_GE(run, 30);

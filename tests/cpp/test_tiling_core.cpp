@@ -42,19 +42,20 @@ TEST(TilingCore, FillsWhatTheKernelReads)
     EXPECT_EQ(kt.aivNum, 48U);
     EXPECT_EQ(kt.userWorkspaceBytes, WorkspaceBytes(kt.plan.g, 2));
     EXPECT_EQ(kt.workspaceBytes, 16ULL * 1024 * 1024 + kt.userWorkspaceBytes);
-    // the kernel's TBuf is 3/4 of UB; the epilogue's five fp32 rows and the copy buffer fit in it
-    const uint32_t tbuf = KernelUbBufferBytes(kt.ubBytes);
-    EXPECT_EQ(tbuf % 32U, 0U);
-    EXPECT_LE(5U * kt.epiColChunk * 4U, tbuf);
-    EXPECT_EQ(kt.epiColChunk % 64U, 0U);
-    EXPECT_GT(kt.epiColChunk, 0U);
-    EXPECT_LE(kt.copyUbBytes, tbuf);
+    // the kernel's buffers take at most 3/4 of UB (the rest is the activation APIs' scratch)
+    EXPECT_LE(kt.ubUsedBytes, KernelUbBufferBytes(kt.ubBytes));
+    EXPECT_EQ(kt.ubUsedBytes, KernelUbUse(kt.plan.g, 2, 2, kt.ubBytes));
+    EXPECT_GT(kt.plan.g.epiRows, 0U);  // GELU: the ring path
+    EXPECT_EQ(kt.plan.g.ring, 1U);
     EXPECT_EQ(kt.copyUbBytes % 32U, 0U);
-    // the matmul the Cube tiling is made for: the largest run, K = H, N = M/tp
-    EXPECT_EQ(kt.cube.M, static_cast<int32_t>(aag::MaxRunRows(kt.plan.g)));
-    EXPECT_EQ(kt.cube.N, 4096);
+    EXPECT_GT(kt.copyUbBytes, 0U);
+    // the matmul the Cube tilings are made for: one unit, K = H
+    EXPECT_EQ(kt.cube.M, static_cast<int32_t>(kt.plan.g.unitM));
+    EXPECT_EQ(kt.cube.N, static_cast<int32_t>(kt.plan.g.unitN));
     EXPECT_EQ(kt.cube.K, 1024);
+    EXPECT_TRUE(kt.cube.bias);
     EXPECT_EQ(kt.cube.cores, 24U);
+    EXPECT_EQ(kt.plan.g.aivNum, 48U);
     EXPECT_EQ(kt.alltoall.group, "ep");
     EXPECT_EQ(kt.alltoall.opType, kHcclCmdAlltoAllV);
     EXPECT_EQ(kt.allgather.group, "tp");
@@ -65,10 +66,25 @@ TEST(TilingCore, PlanIsThePlannersPlan)
 {
     KernelTiling kt;
     ASSERT_TRUE(MakeKernelTiling(Call(0), A3Die(), kt).ok());
-    Plan p = PlanTiles(Call(0));
-    EXPECT_EQ(kt.plan.g.eTile, p.g.eTile);
-    EXPECT_EQ(kt.plan.g.cTile, p.g.cTile);
-    EXPECT_DOUBLE_EQ(kt.plan.makespan, p.makespan);
+    Plan p = PlanTiles(Call(0), MachineOf(A3Die()));
+    ASSERT_EQ(kt.plan.g.nTiles, p.g.nTiles);
+    for (uint32_t k = 0; k < p.g.nTiles; ++k) EXPECT_EQ(kt.plan.g.tileEnd[k], p.g.tileEnd[k]);
+    EXPECT_DOUBLE_EQ(kt.plan.pred.makespan, p.pred.makespan);
+}
+
+TEST(TilingCore, UbFitsForEveryPath)
+{
+    for (int64_t act : {0, 1, 2}) {
+        for (bool y2 : {false, true}) {
+            Args a = Call(act == 2 ? 0 : 1);
+            a.actType = act;
+            a.y2Flag = y2;
+            a.y3Flag = true;
+            KernelTiling kt;
+            ASSERT_TRUE(MakeKernelTiling(a, A3Die(), kt).ok());
+            EXPECT_LE(kt.ubUsedBytes, KernelUbBufferBytes(kt.ubBytes)) << act << " " << y2;
+        }
+    }
 }
 
 TEST(TilingCore, RulesComeFirst)
@@ -97,9 +113,12 @@ TEST(TilingCore, ForcedTilesAreCheckedAndUsed)
 {
     KernelTiling kt;
     ASSERT_TRUE(MakeKernelTilingWithTiles(Call(), A3Die(), 1, 128, kt).ok());
-    EXPECT_EQ(kt.plan.g.eTile, 1U);
-    EXPECT_EQ(kt.plan.g.cTile, 128U);
-    EXPECT_EQ(aag::NumTiles(kt.plan.g), 1U + 4U * 4U);
-    EXPECT_EQ(MakeKernelTilingWithTiles(Call(), A3Die(), 2, 128, kt).rule, "tiling.shape");  // not contiguous
+    EXPECT_EQ(kt.plan.g.nTiles, 16U);  // 4 experts x 4 row chunks
+    EXPECT_EQ(kt.plan.g.tileEnd[0], 128U);
+    EXPECT_EQ(MakeKernelTilingWithTiles(Call(), A3Die(), 2, 128, kt).rule, "tiling.shape");  // eTile > 1 needs full rows
     EXPECT_EQ(MakeKernelTilingWithTiles(Call(), A3Die(), 1, 1, kt).rule, "tiling.shape");    // > 16 tiles
+    ASSERT_TRUE(MakeKernelTilingWithEnds(Call(), A3Die(), {100, 700, 2048}, kt).ok());       // tiles may span experts
+    EXPECT_EQ(kt.plan.g.nTiles, 3U);
+    EXPECT_EQ(MakeKernelTilingWithEnds(Call(), A3Die(), {100, 100, 2048}, kt).rule, "tiling.shape");
+    EXPECT_EQ(MakeKernelTilingWithEnds(Call(), A3Die(), {100, 2047}, kt).rule, "tiling.shape");
 }

@@ -68,9 +68,14 @@ public:
         (void)tpipe;
         SimSetTiling(cubeTiling);
     }
-    __aicore__ inline void SetOrgShape(int orgM, int orgN, int orgK) { SetOrgShape(orgM, orgN, orgK, orgK, orgN); }
+    __aicore__ inline void SetOrgShape(int orgM, int orgN, int orgK) { SetOrgShape(orgM, orgN, orgK, orgK, 0); }
     __aicore__ inline void SetOrgShape(int orgM, int orgN, int orgKa, int orgKb, int orgKc = 0)
     {
+        aag_sim::ApiScope s("Matmul::SetOrgShape");
+        if (operandsSet_) {
+            aag_sim::Fail("SetOrgShape after SetTensorA / SetTensorB / SetBias / SetSingleShape of the same call: the "
+                          "documentation requires it before them");
+        }
         call_.orgM = orgM;
         call_.orgN = orgN;
         call_.orgKa = orgKa;
@@ -80,6 +85,7 @@ public:
     }
     __aicore__ inline void SetSingleShape(int singleM, int singleN, int singleK)
     {
+        operandsSet_ = true;
         call_.singleM = singleM;
         call_.singleN = singleN;
         call_.singleK = singleK;
@@ -94,18 +100,26 @@ public:
     }
     __aicore__ inline void SetTensorA(const GlobalTensor<SrcAT> &gm, bool isTransposeA = false)
     {
+        operandsSet_ = true;
         call_.a = gm.SimAddr();
         call_.transA = isTransposeA;
         call_.aSet = true;
     }
     __aicore__ inline void SetTensorB(const GlobalTensor<SrcBT> &gm, bool isTransposeB = false)
     {
+        operandsSet_ = true;
         call_.b = gm.SimAddr();
         call_.transB = isTransposeB;
         call_.bSet = true;
     }
     __aicore__ inline void SetBias(const GlobalTensor<BiasT> &biasGlobal)
     {
+        aag_sim::ApiScope s("Matmul::SetBias");
+        const auto *t = static_cast<const TCubeTiling *>(call_.tiling);
+        if (t == nullptr || t->isBias != 1) {
+            aag_sim::Fail("SetBias needs a tiling with isBias = 1 (TCubeTiling; SetBias documentation)");
+        }
+        operandsSet_ = true;
         call_.bias = biasGlobal.SimAddr();
         call_.hasBias = true;
     }
@@ -119,7 +133,14 @@ public:
         if (enSequentialWrite || fakeMsg) {
             aag_sim::Fail("enSequentialWrite / fakeMsg are not modelled");
         }
-        (void)waitIterateAll;
+        if (sync && waitIterateAll) {
+            aag_sim::Fail("waitIterateAll is for the asynchronous IterateAll<false> only (IterateAll documentation)");
+        }
+        if (!sync && !waitIterateAll) {
+            aag_sim::Fail("IterateAll<false> without waitIterateAll = true leaves the wait to the kernel's own "
+                          "synchronisation, which the model does not implement; pass true and call WaitIterateAll");
+        }
+        operandsSet_ = false;
         call_.c = gm.SimAddr();
         call_.enAtomic = enAtomic;
         aag_sim::MatmulIterateAll(call_, sync);
@@ -135,6 +156,7 @@ public:
         aag_sim::MatmulEnd(this);
         call_.aSet = call_.bSet = false;
         call_.hasBias = false;
+        operandsSet_ = false;
     }
     /* model */
     __aicore__ inline void SimSetTiling(const TCubeTiling *t)
@@ -154,6 +176,7 @@ public:
 
 private:
     aag_sim::MatmulCall call_;
+    bool operandsSet_ = false;  // SetTensorA/B, SetBias or SetSingleShape since the last call
 };
 
 namespace simdetail {
