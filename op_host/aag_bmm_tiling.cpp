@@ -7,7 +7,7 @@
  * tiling libraries for the blobs only they can make (the HCCL Mc2 tiling and
  * the Matmul TCubeTilings of one unit) and writes the results back. Compiles
  * only with CANN (checked against the open-source headers by
- * shared/cann/check.sh).
+ * scripts/cpp.sh cann-check, docs/cann_headers.md).
  */
 #include <string>
 

@@ -1,7 +1,7 @@
 /*
  * Ascend C kernel of AlltoAllAllGatherBatchMatMul (MIX: AI Cube + AI Vector).
  *
- * Compiles against the open-source CANN headers (shared/cann/check.sh, every
+ * Compiles against the open-source CANN headers (scripts/cpp.sh cann-check, docs/cann_headers.md; every
  * tiling key, both core modes) and runs, unchanged, in the project's CPU
  * model of the Ascend C API (kernel_sim/, docs/kernel_model.md), which checks
  * it against the reference on simulated ep x tp worlds. Unverified on an NPU.

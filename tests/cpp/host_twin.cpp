@@ -45,7 +45,7 @@ RankOut Reference(const Args &a, const std::vector<RankData> &world, int64_t i, 
     const int64_t rows = d.ep * d.C;
     RankOut o;
     std::vector<double> y2(static_cast<size_t>(d.El * rows * d.H), std::nan(""));
-    // y2 straight from SPEC's formulas
+    // y2 straight from the contract's formulas (docs/contract.md §2)
     for (int64_t j = 0; j < d.ep; ++j) {
         for (int64_t s = 0; s < d.tp; ++s) {
             const RankData &src = world[static_cast<size_t>(j + d.ep * s)];

@@ -1,6 +1,6 @@
 // Host twin: executes a plan for a simulated ep x tp world on the CPU, using
 // exactly the offset arithmetic of op_kernel/aag_bmm_offsets.h, and a
-// reference written straight from SPEC's index formulas.
+// reference written straight from the contract's index formulas (docs/contract.md §2).
 #ifndef MOE_MC2_TESTS_HOST_TWIN_H
 #define MOE_MC2_TESTS_HOST_TWIN_H
 
@@ -35,7 +35,7 @@ std::vector<RankData> MakeWorld(const moe_mc2::Args &a, std::mt19937_64 &rng);
 /* run plan g on every rank of the world */
 TwinReport RunTwin(const moe_mc2::Args &a, const aag::Geom &g, const std::vector<RankData> &world);
 
-/* SPEC reference for rank (i, t) */
+/* the contract's reference for rank (i, t) */
 RankOut Reference(const moe_mc2::Args &a, const std::vector<RankData> &world, int64_t i, int64_t t);
 
 double Activate(int64_t act, double v);

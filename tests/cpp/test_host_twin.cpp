@@ -1,5 +1,5 @@
 // The host twin: the kernel's offset arithmetic, executed for a simulated
-// ep x tp world, must reproduce SPEC's formulas on every rank and write every
+// ep x tp world, must reproduce the contract's formulas on every rank and write every
 // output element exactly once.
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // The real kernel in the CPU model, end to end from C++ (so `scripts/cpp.sh test` runs it without
-// Python): inputs rounded to fp16, the host twin's SPEC reference in double, and the tolerance of
+// Python): inputs rounded to fp16, the host twin's reference (the contract's formulas) in double, and the tolerance of
 // python/moe_mc2/kernel_sim.py (half an fp16 ulp + (K+1) 2^-24 S, y2 bit-exact). The exhaustive
 // matrix is tests/test_kernel_sim.py.
 #include <gtest/gtest.h>

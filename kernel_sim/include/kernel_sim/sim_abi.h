@@ -14,7 +14,7 @@ extern "C" {
 #endif
 
 typedef struct AagSimCall {
-    /* the call, in the contract's vocabulary (SPEC.md) */
+    /* the call, in the contract's vocabulary (docs/contract.md) */
     int64_t ep, tp;
     int64_t shard;            /* x_shard_type */
     int64_t act;              /* act_type 0..4 */
