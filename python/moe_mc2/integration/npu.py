@@ -39,7 +39,7 @@ from typing import Callable, Mapping, Optional, Sequence
 import torch
 
 from ..contract import rules
-from ..runtime import agreement, groups
+from ..runtime import agreement
 from ..contract.names import ACLNN_RUN, ADJOINT_ACLNN_RUN, ADJOINT_OP_NAME, LIBRARY, OP_NAME
 
 log = logging.getLogger(__name__)
@@ -332,35 +332,6 @@ def _say_once(key: str, message: str, *args) -> None:
         log.warning(message, *args)
 
 
-def _checked_on_this_rank(op, check, group_ep, ep, group_tp, tp):
-    """This rank's checks of a call bound for a fused kernel, as the portable runtime makes them.
-
-    Returns (shapes, agreed): `agreed(signature)` then exchanges the call's signature with every
-    peer before the kernel's collectives (runtime/agreement.py), so a rank that failed its checks,
-    makes another call or found another kernel (routes differ between hosts) makes every rank
-    raise instead of leaving a peer in HCCL with mismatched buffers. The signature is built lazily:
-    nothing is exchanged when the agreement is switched off (MOE_MC2_AGREEMENT=0)."""
-    pgs = {}
-
-    def resolve():
-        pgs["ep"] = groups.resolve(op, "group_ep", group_ep, ep)
-        pgs["tp"] = groups.resolve(op, "group_tp", group_tp, tp)
-
-    try:
-        on, bad_switch = agreement.is_enabled(op)
-        s = check(resolve)
-        if bad_switch is not None:
-            raise bad_switch
-    except Exception as exc:
-        agreement.reject(op, exc, group_ep, group_tp)
-
-    def agreed(signature: Callable[[], list]) -> None:
-        if on:
-            agreement.confirm(op, signature(), pgs["ep"], pgs["tp"])
-
-    return s, agreed
-
-
 def _forward_npu(x, weight, *, bias=None, group_ep, group_ep_worldsize, group_tp, group_tp_worldsize,
                  shard_type=0, act_type=0, need_allgather_out=False, need_activation_feature=False):
     route = routes()[FORWARD]
@@ -373,14 +344,17 @@ def _forward_npu(x, weight, *, bias=None, group_ep, group_ep_worldsize, group_tp
             rules.check_flag(OP_NAME, "need_activation_feature", need_activation_feature)
             return s
 
-        s, agreed = _checked_on_this_rank(OP_NAME, check, group_ep, group_ep_worldsize, group_tp,
-                                          group_tp_worldsize)
+        # every rank checks its call, then the ranks agree on it (and on the kernel each found) before
+        # the kernel's collectives, as the portable runtime does (docs/contract.md §6)
+        s, pg_ep, pg_tp, agree = agreement.check_on_this_rank(OP_NAME, group_ep, group_ep_worldsize, group_tp,
+                                                              group_tp_worldsize, check)
         why = builtin_rejects(s.E, s.El) if route.kind == BUILTIN else None
         if why is None:
-            agreed(lambda: agreement.signature(
-                OP_NAME, ep=group_ep_worldsize, tp=group_tp_worldsize, shard_type=shard_type, act_type=act_type,
-                y2=need_allgather_out, y3=need_activation_feature, x=x, weight_shape=(s.El, s.H, s.N), bias=bias,
-                kernel=route.kind))
+            if agree:
+                agreement.confirm(OP_NAME, agreement.signature(
+                    OP_NAME, ep=group_ep_worldsize, tp=group_tp_worldsize, shard_type=shard_type,
+                    act_type=act_type, y2=need_allgather_out, y3=need_activation_feature, x=x,
+                    weight_shape=(s.El, s.H, s.N), bias=bias, kernel=route.kind), pg_ep, pg_tp)
             return _forward_aclnn(route, s, x, weight, bias, group_ep, group_ep_worldsize, group_tp,
                                   group_tp_worldsize, shard_type, act_type, need_allgather_out,
                                   need_activation_feature)
@@ -418,13 +392,14 @@ def _adjoint_npu(x, weight, *, bias=None, group_ep, group_ep_worldsize, group_tp
             return check_adjoint_tensors(x, weight, bias, group_ep, group_ep_worldsize, group_tp,
                                          group_tp_worldsize, shard_type, portable=False, resolve=resolve)
 
-        s, agreed = _checked_on_this_rank(ADJOINT_OP_NAME, check, group_ep, group_ep_worldsize, group_tp,
-                                          group_tp_worldsize)
+        s, pg_ep, pg_tp, agree = agreement.check_on_this_rank(ADJOINT_OP_NAME, group_ep, group_ep_worldsize,
+                                                              group_tp, group_tp_worldsize, check)
         why = builtin_rejects(s.E, s.El)
         if why is None:
-            agreed(lambda: agreement.signature(
-                ADJOINT_OP_NAME, ep=group_ep_worldsize, tp=group_tp_worldsize, shard_type=shard_type, x=x,
-                weight_shape=(s.El, s.N, s.H), bias=bias, kernel=route.kind))
+            if agree:
+                agreement.confirm(ADJOINT_OP_NAME, agreement.signature(
+                    ADJOINT_OP_NAME, ep=group_ep_worldsize, tp=group_tp_worldsize, shard_type=shard_type, x=x,
+                    weight_shape=(s.El, s.N, s.H), bias=bias, kernel=route.kind), pg_ep, pg_tp)
             return _adjoint_aclnn(route, s, x, weight, bias, group_ep, group_ep_worldsize, group_tp,
                                   group_tp_worldsize, shard_type)
         _say_once("adjoint-limits", "moe_mc2: %s with %s runs the portable pipeline (CANN's built-in kernel "

@@ -113,14 +113,8 @@ def run(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Te
     """out of npu_bmm_reducescatter_alltoall on this rank: checked, agreed on with every peer
     (runtime/agreement.py) before any data collective, then overlapped."""
     op = ADJOINT_OP_NAME
-    pgs = {}
 
-    def resolve():
-        pgs["ep"] = groups.resolve(op, "group_ep", group_ep, ep)
-        pgs["tp"] = groups.resolve(op, "group_tp", group_tp, tp)
-
-    try:
-        agree, agree_error = agreement.is_enabled(op)
+    def check(resolve):
         if weight is None:  # route only (T = x): the gradient of the forward op's y2
             adjoint_rules.check_tensor_args(op, x, None, bias, weight_optional=True)
             El, rows, H = x.shape
@@ -132,12 +126,10 @@ def run(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Te
                                                     portable=True, resolve=resolve)
         if tiles is not None and (isinstance(tiles, bool) or not isinstance(tiles, int) or tiles < 1):
             raise ContractValueError(op, "tiles", tiles, "env.value", "must be a positive int or None")
-        if agree_error is not None:
-            raise agree_error
-        pg_ep, pg_tp = pgs["ep"], pgs["tp"]
-        plan = plan_tiles(s, x.dtype, groups.backend_name(pg_ep), tiles=tiles, with_matmul=weight is not None)
-    except Exception as exc:
-        agreement.reject(op, exc, group_ep, group_tp)
+        plan = plan_tiles(s, x.dtype, groups.backend_name(resolve()[0]), tiles=tiles, with_matmul=weight is not None)
+        return s, plan
+
+    (s, plan), pg_ep, pg_tp, agree = agreement.check_on_this_rank(op, group_ep, ep, group_tp, tp, check)
     if agree:
         w_shape = (s.El, s.N, s.H) if weight is not None else (0, 0, 0)
         agreement.confirm(op, agreement.signature(

@@ -428,6 +428,32 @@ def confirm(op: str, fields: list, pg_ep, pg_tp) -> None:
     start(op, fields, pg_ep, pg_tp).finish()
 
 
+def check_on_this_rank(op: str, group_ep, ep: int, group_tp, tp: int, check):
+    """This rank's side of a call, before anything is exchanged: `check(resolve)` runs every local
+    check and whatever else must succeed before the call can be agreed on (a plan, say), where
+    `resolve()` checks the two group arguments and returns their (pg_ep, pg_tp). A failure anywhere
+    in it takes part in the exchange (`reject`), so every rank raises it.
+
+    Returns (check's result, pg_ep, pg_tp, on): `on` says whether the agreement is switched on; the
+    caller then exchanges its signature (`start`/`confirm`) before its first data collective."""
+    pgs = []
+
+    def resolve():
+        if not pgs:
+            pgs.extend((groups.resolve(op, "group_ep", group_ep, ep), groups.resolve(op, "group_tp", group_tp, tp)))
+        return pgs[0], pgs[1]
+
+    try:
+        on, bad_switch = is_enabled(op)
+        value = check(resolve)
+        if bad_switch is not None:
+            raise bad_switch
+        pg_ep, pg_tp = resolve()
+    except Exception as exc:
+        reject(op, exc, group_ep, group_tp)
+    return value, pg_ep, pg_tp, on
+
+
 def reject(op: str, exc: BaseException, group_ep, group_tp):
     """A call that failed its local checks: take part in the exchange where this rank can (so its
     peers raise too, instead of waiting in their first collective), then raise the agreed error

@@ -64,35 +64,29 @@ def run(x, weight, bias, *, group_ep, ep, group_tp, tp, shard_type, act_type, ne
     No data collective is issued before every rank of both groups has checked its own call and
     the ranks have agreed that they all make the same one."""
     op = OP_NAME
-    pgs = {}
 
-    def resolve():
-        pgs["ep"] = groups.resolve(op, "group_ep", group_ep, ep)
-        pgs["tp"] = groups.resolve(op, "group_tp", group_tp, tp)
-
-    try:
-        agree, agree_error = agreement.is_enabled(op)
+    def check(resolve):
         s = rules.check_forward_tensors(x, weight, bias, group_ep, ep, group_tp, tp, shard_type, act_type,
                                         portable=True, resolve=resolve)
         want_y2 = rules.check_flag(op, "need_allgather_out", need_allgather_out)
         want_y3 = rules.check_flag(op, "need_activation_feature", need_activation_feature) and act_type != 0
         rows, experts = _override(op, "rows", settings.TILES), _override(op, "experts", settings.EXPERT_TILES)
-        if agree_error is not None:
-            raise agree_error
         math = TileMath(x.dtype, x.device)
-        cost = cost_model(groups.backend_name(pgs["ep"]), rules.dtype_name(x.dtype), dist.get_world_size())
+        cost = cost_model(groups.backend_name(resolve()[0]), rules.dtype_name(x.dtype), dist.get_world_size())
         plan = plan_forward(s, x.element_size(), cost, upcast_weight=math.upcast, tiles=rows, expert_tiles=experts)
-    except Exception as exc:
-        agreement.reject(op, exc, group_ep, group_tp)
+        return s, want_y2, want_y3, rows, experts, math, plan
+
+    (s, want_y2, want_y3, rows, experts, math, plan), pg_ep, pg_tp, agree = agreement.check_on_this_rank(
+        op, group_ep, ep, group_tp, tp, check)
     gate = None
     if agree:
         gate = agreement.start(op, agreement.signature(
             op, ep=ep, tp=tp, shard_type=shard_type, act_type=act_type, y2=need_allgather_out,
             y3=need_activation_feature, x=x, weight_shape=(s.El, s.H, s.N), bias=bias, tiles=rows,
-            expert_tiles=experts, plan=plan.fingerprint), pgs["ep"], pgs["tp"])
+            expert_tiles=experts, plan=plan.fingerprint), pg_ep, pg_tp)
         if not (plan.local_first and OVERLAP_AGREEMENT):
             gate.finish()  # nothing to compute before the first data collective: just wait
-    return _Forward(x, weight, bias, s, pgs["ep"], pgs["tp"], act_type, want_y2, want_y3, math, plan).execute(gate)
+    return _Forward(x, weight, bias, s, pg_ep, pg_tp, act_type, want_y2, want_y3, math, plan).execute(gate)
 
 
 class _CommPipeline:
