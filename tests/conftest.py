@@ -47,3 +47,20 @@ def world_4x2():
 @pytest.fixture(scope="session")
 def world_2x4():
     return get_world(2, 4)
+
+
+@pytest.fixture(scope="module")
+def ta():
+    """The real torchair with this project's converters registered the default way (real torchair,
+    runtime.groups.comm_name); skips, saying why, when the torch-npu wheel cannot be had."""
+    from moe_mc2.integration import torchair as conv
+    from support import real_torchair
+
+    try:
+        module = real_torchair.load()
+    except real_torchair.WheelUnavailable as exc:
+        pytest.skip(f"torchair's Python tree (torch-npu wheel) unavailable: {exc}")
+    conv._reset_for_tests()
+    assert conv.register() is True
+    yield module
+    real_torchair.unload()

@@ -36,18 +36,6 @@ DTYPES = (torch.float16, torch.bfloat16)
 BIAS_DTYPE = {torch.float16: torch.float16, torch.bfloat16: torch.float32}  # the contract / CANN's aclnn docs
 
 
-@pytest.fixture(scope="module")
-def ta():
-    try:
-        module = real_torchair.load()
-    except real_torchair.WheelUnavailable as exc:
-        pytest.skip(f"torchair's Python tree (torch-npu wheel) unavailable: {exc}")
-    conv._reset_for_tests()
-    assert conv.register() is True  # the default registration: real torchair, runtime.groups.comm_name
-    yield module
-    real_torchair.unload()
-
-
 def _dt(dtype):
     return str(dtype).replace("torch.", "")
 

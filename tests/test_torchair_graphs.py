@@ -14,24 +14,11 @@ import torch.distributed as dist
 
 import moe_mc2
 from moe_mc2.contract.errors import ContractValueError
-from moe_mc2.integration import torchair as conv
 from moe_mc2.runtime import groups
-from support import real_torchair, torchair_native
+from support import torchair_native
 from torchair_harness import Graph, attr_value, edge_mismatches, through_torch_compile, undefined_edges
 
 EP, TP = 2, 2
-
-
-@pytest.fixture(scope="module")
-def ta():
-    try:
-        module = real_torchair.load()
-    except real_torchair.WheelUnavailable as exc:
-        pytest.skip(f"torchair's Python tree (torch-npu wheel) unavailable: {exc}")
-    conv._reset_for_tests()
-    conv.register()
-    yield module
-    real_torchair.unload()
 
 
 def _comm(group) -> str:

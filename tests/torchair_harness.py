@@ -188,3 +188,4 @@ def edge_mismatches(graph: Graph) -> list:
             if want != got:
                 bad.append((src, f"{op.name}.{op.input_desc[i].name}", dt_name(want), dt_name(got)))
     return bad
+
