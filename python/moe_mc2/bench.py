@@ -39,6 +39,8 @@ from typing import Dict, List, Optional
 
 import torch
 
+from .contract.problem import add_problem_args
+
 DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
           "float32": torch.float32, "fp32": torch.float32}
 
@@ -431,17 +433,10 @@ def plot_timeline(per_rank: List[dict], path: str, cfg: BenchConfig, summary: Op
 def parse_args(argv) -> tuple:
     p = argparse.ArgumentParser(prog="python -m moe_mc2 bench", description=__doc__.split("\n\n")[0])
     d = BenchConfig()
-    p.add_argument("--ep", type=int, default=d.ep)
-    p.add_argument("--tp", type=int, default=d.tp)
-    p.add_argument("--E", type=int, default=d.E)
-    p.add_argument("--C", type=int, default=d.C)
-    p.add_argument("--H", type=int, default=d.H)
-    p.add_argument("--M", type=int, default=d.M)
-    p.add_argument("--dtype", choices=sorted(DTYPES), default=d.dtype)
+    add_problem_args(p, ep=d.ep, tp=d.tp, E=d.E, C=d.C, H=d.H, M=d.M, dtypes=DTYPES, dtype=d.dtype, act=d.act,
+                     shard_type=d.shard_type)
     p.add_argument("--iters", type=int, default=d.iters)
     p.add_argument("--warmup", type=int, default=d.warmup)
-    p.add_argument("--shard-type", type=int, choices=(0, 1), default=d.shard_type)
-    p.add_argument("--act", default=d.act, help="None, GELU, Silu, Relu, FastGELU (any case)")
     p.add_argument("--bias", action="store_true", help="add a bias (El, M/tp)")
     p.add_argument("--threads-per-rank", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON line last")

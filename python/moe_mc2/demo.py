@@ -7,20 +7,14 @@ import time
 
 import torch
 
+from .contract.problem import add_problem_args
+
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 def parse(argv):
     p = argparse.ArgumentParser(prog="python -m moe_mc2 demo", description=__doc__)
-    p.add_argument("--ep", type=int, default=4)
-    p.add_argument("--tp", type=int, default=2)
-    p.add_argument("--E", type=int, default=4, help="experts in total")
-    p.add_argument("--C", type=int, default=1024, help="capacity (rows per expert per ep rank)")
-    p.add_argument("--H", type=int, default=1024)
-    p.add_argument("--M", type=int, default=8192, help="output features before the tp split")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="float16")
-    p.add_argument("--act", default="None", help="None, GELU, Silu, Relu or FastGELU")
-    p.add_argument("--shard-type", type=int, choices=(0, 1), default=1)
+    add_problem_args(p, ep=4, tp=2, E=4, C=1024, H=1024, M=8192, dtypes=DTYPES, dtype="float16", act="None")
     p.add_argument("--bias", action="store_true", help="add a (E/ep, 1, M/tp) bias")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)

@@ -30,12 +30,13 @@ import sys
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
 from . import reference
 from .contract import activations
+from .contract.problem import add_problem_args
 
 ROOT = Path(__file__).resolve().parents[2]
 UB_BYTES_A2A3 = 192 * 1024          # Unified Buffer per vector core, Atlas A2 / A3
@@ -455,15 +456,7 @@ def _parse(argv):
     p = argparse.ArgumentParser(prog="python -m moe_mc2 kernel-sim",
                                 description="Run op_kernel/ in the CPU model of the Ascend C API on a simulated "
                                             "ep x tp world and compare y1/y2/y3 with the reference.")
-    p.add_argument("--ep", type=int, default=2)
-    p.add_argument("--tp", type=int, default=2)
-    p.add_argument("--E", type=int, default=4, help="experts in total")
-    p.add_argument("--C", type=int, default=6, help="rows per expert per source ep rank (capacity)")
-    p.add_argument("--H", type=int, default=40, help="hidden size (K of the matmul)")
-    p.add_argument("--M", type=int, default=76, help="output features before the tp split")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="fp16")
-    p.add_argument("--act", default="None", help="None, GELU, Silu, Relu, FastGELU (any case) or 0-4")
-    p.add_argument("--shard-type", type=int, choices=(0, 1), default=1)
+    add_problem_args(p, ep=2, tp=2, E=4, C=6, H=40, M=76, dtypes=DTYPES, dtype="fp16", act="None")
     p.add_argument("--bias", choices=("none", "2d", "3d"), default="none")
     p.add_argument("--bias-dtype", choices=sorted(BIAS_DTYPES), default=None,
                    help="default: fp16 for fp16, fp32 for bf16 (bf16 for the bf16-bias column)")

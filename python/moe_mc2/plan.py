@@ -15,6 +15,7 @@ import sys
 from typing import Optional
 
 from . import kernel_sim as ks
+from .contract.problem import add_problem_args
 from .contract import activations
 
 MiB = float(1 << 20)
@@ -136,17 +137,9 @@ def _parse(argv):
     p = argparse.ArgumentParser(prog="python -m moe_mc2 plan",
                                 description="The kernel's tile plan and the cost model's predicted timeline, "
                                             "bound and traffic, next to CANN's reference schedule.")
-    p.add_argument("--ep", type=int, default=4)
-    p.add_argument("--tp", type=int, default=2)
-    p.add_argument("--E", type=int, default=16, help="experts in total")
-    p.add_argument("--C", type=int, default=1024, help="rows per expert per source ep rank (capacity)")
-    p.add_argument("--H", type=int, default=1024, help="hidden size (K of the matmul)")
-    p.add_argument("--M", type=int, default=8192, help="output features before the tp split")
-    p.add_argument("--dtype", choices=sorted(ks.DTYPES), default="fp16")
-    p.add_argument("--act", default="GELU", help="None, GELU, Silu, Relu, FastGELU (any case) or 0-4")
+    add_problem_args(p, ep=4, tp=2, E=16, C=1024, H=1024, M=8192, dtypes=ks.DTYPES, dtype="fp16", act="GELU")
     p.add_argument("--bias", nargs="?", const="3d", default="none", choices=("none", "2d", "3d"),
                    help="with a bias ((E/ep, 1, M/tp) when given without a value)")
-    p.add_argument("--shard-type", type=int, choices=(0, 1), default=1)
     p.add_argument("--transpose-weight", action="store_true")
     p.add_argument("--y2", action="store_true", help="need_allgather_out")
     p.add_argument("--y3", action="store_true", help="need_activation_feature")

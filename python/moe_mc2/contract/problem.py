@@ -14,6 +14,21 @@ from .rules import DIM_MAX, DIM_MIN, E_MAX, E_MIN, PORTABLE_DTYPES, PORTABLE_WOR
     dtype_name
 
 
+def add_problem_args(parser, *, ep, tp, E, C, H, M, dtypes, dtype, act, shard_type=1) -> None:
+    """The flags every tool takes for a whole layer (--ep --tp --E --C --H --M --dtype --act
+    --shard-type), with the tool's defaults; check_problem then checks them in these terms."""
+    parser.add_argument("--ep", type=int, default=ep, help="ranks of each expert-parallel group")
+    parser.add_argument("--tp", type=int, default=tp, help="ranks of each tensor-parallel group")
+    parser.add_argument("--E", type=int, default=E, help="experts in total")
+    parser.add_argument("--C", type=int, default=C, help="rows per expert per source ep rank (capacity)")
+    parser.add_argument("--H", type=int, default=H, help="hidden size (K of the matmul)")
+    parser.add_argument("--M", type=int, default=M, help="output features before the tp split")
+    parser.add_argument("--dtype", choices=sorted(dtypes), default=dtype)
+    parser.add_argument("--act", default=act, help="None, GELU, Silu, Relu, FastGELU (any case) or 0-4")
+    parser.add_argument("--shard-type", type=int, choices=(0, 1), default=shard_type,
+                        help="1: the tp ranks split C; 0: they split H")
+
+
 def check_problem(tool: str, *, ep, tp, E, C, H, M, shard_type, dtype, act) -> int:
     """Raise the first broken rule, naming the flag; return act as its int code. `tool` is the
     program the user ran ("python -m moe_mc2 demo"), the messages' first words."""

@@ -209,7 +209,6 @@ class _Forward:
         """shard_type 1: rows of this rank's own block p0 = i*tp + t, from x itself."""
         s = self.s
         p0 = self.i * s.tp + self.t
-        ek = e1 - e0
         own = xv[self.i, e0:e1]  # (ek, Ct, H)
         y2v = self._views4(self.y2)
         for r0 in range(0, s.x_rows, -(-s.x_rows // LOCAL_SLICES)):
