@@ -183,6 +183,16 @@ inline Prepared first_stage_done(const Api &api, aclnnStatus status, uint64_t wo
     return p;
 }
 
+// What both first stages need before anything is created: bound entry points, and a weight laid
+// out as transpose_weight says (contiguous, or the transpose of a contiguous tensor).
+inline void check_call(const Api &api, const char *op, const at::Tensor &weight, bool transpose_weight) {
+    TORCH_CHECK(api.bound(), "moe_mc2: the ", op, " op's aclnn entry points are not bound");
+    TORCH_CHECK(weight.dim() == 3, "moe_mc2: weight must be 3-D");
+    TORCH_CHECK(transpose_weight ? is_transposed_last_two(weight.sizes(), weight.strides()) : weight.is_contiguous(),
+                "moe_mc2: the weight must be contiguous or, with transpose_weight, the transpose of a contiguous "
+                "tensor");
+}
+
 // npu_alltoall_allgather_bmm. `weight` is the logical (E/ep, H, M/tp) view: contiguous, or (with
 // transpose_weight) the transpose of a contiguous (E/ep, M/tp, H) tensor, passed as that view: the
 // callee (CANN's wrapper, or the package's) derives transpose_weight from its strides and the two
@@ -192,11 +202,7 @@ inline Prepared prepare_forward(const Api &api, const at::Tensor &x, const at::T
                                 const std::string &group_tp, int64_t ep_world_size, int64_t tp_world_size,
                                 int64_t x_shard_type, int64_t act_type, bool transpose_weight, const at::Tensor &y1,
                                 const c10::optional<at::Tensor> &y2, const c10::optional<at::Tensor> &y3) {
-    TORCH_CHECK(api.bound(), "moe_mc2: the forward op's aclnn entry points are not bound");
-    TORCH_CHECK(weight.dim() == 3, "moe_mc2: weight must be 3-D");
-    TORCH_CHECK(transpose_weight ? is_transposed_last_two(weight.sizes(), weight.strides()) : weight.is_contiguous(),
-                "moe_mc2: the weight must be contiguous or, with transpose_weight, the transpose of a contiguous "
-                "tensor");
+    check_call(api, "forward", weight, transpose_weight);
     auto tensors = std::make_shared<TensorSet>(api.destroy_tensor);
     auto create = api.create_tensor;
     aclTensor *a_x = tensors->add(create, x);
@@ -219,11 +225,7 @@ inline Prepared prepare_adjoint(const Api &api, const at::Tensor &x, const at::T
                                 const c10::optional<at::Tensor> &bias, const std::string &group_ep,
                                 const std::string &group_tp, int64_t ep_world_size, int64_t tp_world_size,
                                 int64_t y_shard_type, bool transpose_weight, const at::Tensor &out) {
-    TORCH_CHECK(api.bound(), "moe_mc2: the adjoint op's aclnn entry points are not bound");
-    TORCH_CHECK(weight.dim() == 3, "moe_mc2: weight must be 3-D");
-    TORCH_CHECK(transpose_weight ? is_transposed_last_two(weight.sizes(), weight.strides()) : weight.is_contiguous(),
-                "moe_mc2: the weight must be contiguous or, with transpose_weight, the transpose of a contiguous "
-                "tensor");
+    check_call(api, "adjoint", weight, transpose_weight);
     auto tensors = std::make_shared<TensorSet>(api.destroy_tensor);
     auto create = api.create_tensor;
     aclTensor *a_x = tensors->add(create, x);
