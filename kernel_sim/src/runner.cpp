@@ -422,6 +422,17 @@ void ConstantsJson(Json &j, const moe_mc2::CostConstants &c)
     j.Close('}');
 }
 
+/* The host side of `call` into `h`; when the call breaks a rule, the rule as the JSON answer
+ * (the entry points then return 2). `j` is the answer's open object. */
+bool HostOrReport(const AagSimCall &call, HostCall &h, Json &j, char *out, size_t outLen)
+{
+    if (Host(call, h)) return true;
+    RuleJson(j, h.err);
+    j.Close('}');
+    Emit(j.Text(), out, outLen);
+    return false;
+}
+
 }  // namespace
 
 extern "C" int aag_sim_cost(const AagSimCall *call, char *out, size_t outLen)
@@ -429,12 +440,7 @@ extern "C" int aag_sim_cost(const AagSimCall *call, char *out, size_t outLen)
     HostCall h;
     Json j;
     j.Open('{');
-    if (!Host(*call, h)) {
-        RuleJson(j, h.err);
-        j.Close('}');
-        Emit(j.Text(), out, outLen);
-        return 2;
-    }
+    if (!HostOrReport(*call, h, j, out, outLen)) return 2;
     moe_mc2::PlatformInfo pi;
     pi.aicNum = static_cast<uint32_t>(call->aicPerRank);
     pi.aivNum = 2U * pi.aicNum;
@@ -485,12 +491,7 @@ extern "C" int aag_sim_plan(const AagSimCall *call, char *out, size_t outLen)
     HostCall h;
     Json j;
     j.Open('{');
-    if (!Host(*call, h)) {
-        RuleJson(j, h.err);
-        j.Close('}');
-        Emit(j.Text(), out, outLen);
-        return 2;
-    }
+    if (!HostOrReport(*call, h, j, out, outLen)) return 2;
     AagBmmTilingData td;
     FillTiling(h, td);
     j.Key("valid").Bool(true);
@@ -508,12 +509,7 @@ extern "C" int aag_sim_run(const AagSimCall *call, char *out, size_t outLen)
     HostCall h;
     Json j;
     j.Open('{');
-    if (!Host(c, h)) {
-        RuleJson(j, h.err);
-        j.Close('}');
-        Emit(j.Text(), out, outLen);
-        return 2;
-    }
+    if (!HostOrReport(c, h, j, out, outLen)) return 2;
     AagBmmTilingData td;
     FillTiling(h, td);
     const std::string kernel = c.kernel ? c.kernel : "aag";
