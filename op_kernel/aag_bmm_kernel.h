@@ -17,10 +17,14 @@
  *   2. the matmul units of the tiles are dealt round robin over the vector
  *      cores; each vector core drives its cube core (MIX 1:2, both vector
  *      cores of an AI Core share it), one asynchronous IterateAll in flight:
- *        shard 1, tile k: first the units of the rank's own rows (A read in
- *        place from x, while the tile's collectives are in flight), then Wait
- *        for the tile's AllGather and the units of every other source (A read
- *        in place from the AllGather receive buffer);
+ *        shard 1: every row is read in place from the first buffer that
+ *        holds it, and computed as soon as it is there (aag::NextStep gives
+ *        the order): the rank's own rows from x with no wait; the rows its
+ *        AlltoAllV received (its own tp slot) from the AlltoAllV receive
+ *        buffer after a Wait for that collective, while the tile's AllGather
+ *        is still in flight; the tp peers' rows from the AllGather receive
+ *        buffer after a Wait for the AllGather. The plan sets how many tiles
+ *        the own and the peer rows run ahead;
  *        shard 0, tile k: Wait, assemble the tile's rows (the tp column slices
  *        side by side) into y2 or a one-tile slot, SyncAll, then the units.
  *      act None without a bf16 bias: the matmul writes y1 in x's dtype, bias
@@ -137,12 +141,11 @@ public:
             IssueCollectives();
             aiv_ = static_cast<uint64_t>(GetBlockIdx());
             base_ = 0U;
-            for (uint32_t k = 0; k < aag::NumTiles(g_); ++k) {
-                if constexpr (SHARD == 1U) {
-                    TileShard1(k);
-                } else {
-                    TileShard0(k);
-                }
+            aag::StepCursor cur = aag::FirstStep();
+            aag::Step st{};
+            while (aag::NextStep(g_, cur, &st)) {
+                WaitForRows(st);
+                RunPhase(st);
             }
             Drain();
             SyncAll<true>();  // every core's Waits are done before the working core finalizes
@@ -169,61 +172,44 @@ private:
                 rdispls[j] = aag::A2ARecvDispl(g_, k, j);
             }
             GM_ADDR a2aBuf = wsBase_ + (ws_.a2aOff + aag::A2ATileOff(g_, k)) * sizeof(TX);
-            HcclHandle a2a = hcclEp_.AlltoAllV<true>(xAddr_, sendCounts, sdispls, dt, a2aBuf, recvCounts, rdispls, dt);
+            a2a_[k] = hcclEp_.AlltoAllV<true>(xAddr_, sendCounts, sdispls, dt, a2aBuf, recvCounts, rdispls, dt);
             // the tp AllGather of tile k starts on the server once the ep AlltoAllV is done
-            hcclTp_.InterHcclGroupSync(HCCL_GROUP_ID_0, a2a);
+            hcclTp_.InterHcclGroupSync(HCCL_GROUP_ID_0, a2a_[k]);
             ag_[k] = hcclTp_.AllGather<true>(a2aBuf, wsBase_ + (ws_.agOff + aag::AGTileOff(g_, k)) * sizeof(TX),
                                              aag::AGSendCount(g_, k), dt, 0U);
         }
     }
 
     /* --------------------------------------------------------- tiles (AIV) */
-    /* the own rows of tile k: no communication needed */
-    __aicore__ inline void OwnPhase(uint32_t k)
+    /* the rows of a step are there: own rows need nothing; peer rows the tile's AlltoAllV; far rows the
+     * tile's AllGather (shard 0 then assembles them: every core's units of the previous tile are done
+     * first, the asm slot is reused) */
+    __aicore__ inline void WaitForRows(const aag::Step &st)
     {
-        const uint64_t nseg = aag::NumSegments(g_, k);
-        for (uint64_t q = 0; q < nseg; ++q) {
-            const aag::Segment sg = aag::SegmentAt(g_, k, q);
-            const uint64_t cnt = aag::OwnUnitsOfSegment(g_, sg.cL);
-            for (uint64_t u = aag::FirstMine(base_, aiv_, g_.aivNum); u < cnt; u += g_.aivNum) {
-                DoUnit(aag::OwnUnit(g_, epRank_, tpRank_, k, sg, u));
+        if (st.phase == aag::kPeerRows) {
+            hcclEp_.Wait(a2a_[st.k]);
+        } else if (st.phase == aag::kFarRows) {
+            if constexpr (SHARD == 1U) {
+                hcclTp_.Wait(ag_[st.k]);
+            } else {
+                Drain();
+                hcclTp_.Wait(ag_[st.k]);
+                SyncAll<true>();
+                CopyPieces(st.k);  // the tile's rows, tp column slices side by side
+                SyncAll<true>();   // every row assembled before any unit reads it
             }
-            base_ += cnt;
         }
     }
 
-    __aicore__ inline void TileShard1(uint32_t k)
+    /* this vector core's units of one step (dealt round robin by their global position) */
+    __aicore__ inline void RunPhase(const aag::Step &st)
     {
-        // the own rows of the tiles up to k + ownAhead, while their collectives are in flight
-        const uint32_t lastOwn = (k + g_.ownAhead < aag::NumTiles(g_)) ? k + g_.ownAhead : aag::NumTiles(g_) - 1U;
-        for (; ownNext_ <= lastOwn; ++ownNext_) {
-            OwnPhase(ownNext_);
-        }
-        const uint64_t nseg = aag::NumSegments(g_, k);
-        hcclTp_.Wait(ag_[k]);  // the tile's rows of every other source have landed
+        const uint64_t nseg = aag::NumSegments(g_, st.k);
         for (uint64_t q = 0; q < nseg; ++q) {
-            const aag::Segment sg = aag::SegmentAt(g_, k, q);
-            const uint64_t cnt = aag::RemoteUnitsOfSegment(g_, sg.cL);
+            const aag::Segment sg = aag::SegmentAt(g_, st.k, q);
+            const uint64_t cnt = aag::PhaseUnitsOfSegment(g_, st.phase, sg.cL);
             for (uint64_t u = aag::FirstMine(base_, aiv_, g_.aivNum); u < cnt; u += g_.aivNum) {
-                DoUnit(aag::RemoteUnit(g_, epRank_, tpRank_, k, sg, u));
-            }
-            base_ += cnt;
-        }
-    }
-
-    __aicore__ inline void TileShard0(uint32_t k)
-    {
-        Drain();               // this core's units of the previous tile are done (the asm slot is reused)
-        hcclTp_.Wait(ag_[k]);
-        SyncAll<true>();       // ... and every other core's
-        CopyPieces(k);         // the tile's rows, tp column slices side by side
-        SyncAll<true>();       // every row assembled before any unit reads it
-        const uint64_t nseg = aag::NumSegments(g_, k);
-        for (uint64_t q = 0; q < nseg; ++q) {
-            const aag::Segment sg = aag::SegmentAt(g_, k, q);
-            const uint64_t cnt = aag::RemoteUnitsOfSegment(g_, sg.cL);
-            for (uint64_t u = aag::FirstMine(base_, aiv_, g_.aivNum); u < cnt; u += g_.aivNum) {
-                DoUnit(aag::RemoteUnit(g_, epRank_, tpRank_, k, sg, u));
+                DoUnit(aag::PhaseUnit(g_, epRank_, tpRank_, st.k, sg, st.phase, u));
             }
             base_ += cnt;
         }
@@ -232,11 +218,14 @@ private:
     /* ----------------------------------------------------- matmul units (AIV) */
     __aicore__ inline GlobalTensor<TX> ASource(uint32_t kind)
     {
-        if (kind == 0U) {
+        if (kind == aag::kSrcX) {
             return xGm_;
         }
-        if (kind == 1U) {
+        if (kind == aag::kSrcAg) {
             return wsGm_[ws_.agOff];
+        }
+        if (kind == aag::kSrcA2a) {
+            return wsGm_[ws_.a2aOff];
         }
         if constexpr (Y2_OUT) {
             return y2Gm_;
@@ -548,12 +537,12 @@ private:
     GlobalTensor<float> ringGm_;
     Hccl<HCCL_SERVER_TYPE_AICPU> hcclEp_;
     Hccl<HCCL_SERVER_TYPE_AICPU> hcclTp_;
+    HcclHandle a2a_[aag::kMaxTiles];
     HcclHandle ag_[aag::kMaxTiles];
     uint32_t epRank_ = 0;
     uint32_t tpRank_ = 0;
     uint64_t aiv_ = 0;
     uint64_t base_ = 0;                 // global position of the next unit (units are dealt round robin)
-    uint32_t ownNext_ = 0;              // shard 1: the next tile whose own rows are still to do
     uint32_t copyItems_ = 0;            // copy items since the last CopyDone
     aag::Unit pend_{};                  // the unit in flight
     uint32_t pendSlot_ = 0;

@@ -26,9 +26,20 @@
  *                shard 0 j (all tp slices side by side after the assemble)
  *   unit         one matmul call: unitM rows of one block x unitN columns of N
  *                (the last ones shorter), K = H, weight of expert e
- *   own block    shard 1: the block (t, i) — this rank's own rows; read in
- *                place from x and computed before the tile's AllGather lands
- *                (the own rows of tiles k .. k + ownAhead before tile k's others)
+ *   phase        shard 1 splits a tile's blocks by when their rows are there:
+ *                own   the block (t, i), this rank's own rows: read in place
+ *                      from x, no communication needed;
+ *                peer  the blocks (t, j), j != i: the rows this rank's
+ *                      AlltoAllV received (its own tp slot), read in place from
+ *                      the AlltoAllV receive buffer once that collective is
+ *                      done, while the tile's AllGather is still in flight;
+ *                far   the blocks (s, j), s != t: the rows of the tp peers,
+ *                      read from the AllGather receive buffer.
+ *                shard 0 has only the far phase (every block needs the tp
+ *                column slices of all ranks, assembled after the AllGather).
+ *   step         one (tile, phase) of the kernel's order (NextStep): the own
+ *                rows of tiles up to k + ownAhead, then the peer rows of tiles
+ *                up to k + peerAhead, then tile k's far rows; k = 0, 1, ...
  *
  * All quantities are element counts (not bytes) unless the name says Bytes.
  */
@@ -79,7 +90,8 @@ struct Geom {
     uint32_t hasBias;
     uint32_t y2Out;        // y2 is a real output
     uint32_t y3Out;        // y3 is a real output (flag && act != 0)
-    uint32_t ownAhead;     // shard 1: the own rows of tiles up to k + ownAhead are done before tile k's others
+    uint32_t ownAhead;     // shard 1: the own rows of tiles up to k + ownAhead are done before tile k's far rows
+    uint32_t peerAhead;    // shard 1: the peer rows of tiles up to k + peerAhead are done before tile k's far rows
 };
 
 AAG_FN uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1U) / a * a; }
@@ -170,6 +182,85 @@ AAG_FN uint64_t NumBlocks(const Geom &g)
 /* shard 1: block b = s * ep + j; the own block of rank (i, t) */
 AAG_FN uint64_t OwnBlock(const Geom &g, uint64_t i, uint64_t t) { return t * g.ep + i; }
 
+/* ----------------------------------------------------------- phases, steps -- */
+
+constexpr uint32_t kOwnRows = 0U;
+constexpr uint32_t kPeerRows = 1U;
+constexpr uint32_t kFarRows = 2U;
+
+/* blocks of one segment in a phase */
+AAG_FN uint64_t PhaseBlocks(const Geom &g, uint32_t phase)
+{
+    if (g.shard != 1U) {
+        return (phase == kFarRows) ? static_cast<uint64_t>(g.ep) : 0U;
+    }
+    if (phase == kOwnRows) {
+        return 1U;
+    }
+    return (phase == kPeerRows) ? static_cast<uint64_t>(g.ep) - 1U : static_cast<uint64_t>(g.tp - 1U) * g.ep;
+}
+
+/* the b-th block (0 <= b < PhaseBlocks) of a phase on rank (i, t), as a block number of NumBlocks */
+AAG_FN uint64_t PhaseBlock(const Geom &g, uint64_t i, uint64_t t, uint32_t phase, uint64_t b)
+{
+    if (g.shard != 1U) {
+        return b;
+    }
+    if (phase == kOwnRows) {
+        return OwnBlock(g, i, t);
+    }
+    if (phase == kPeerRows) {
+        return t * g.ep + ((b < i) ? b : b + 1U);  // (t, j), j != i
+    }
+    const uint64_t s = b / g.ep;
+    return ((s < t) ? s : s + 1U) * g.ep + b % g.ep;  // (s, j), s != t
+}
+
+/* One step of the kernel's order: the phase `phase` of tile k. */
+struct Step {
+    uint32_t k;
+    uint32_t phase;
+};
+
+/* where the order stands: the next tile whose far rows are due, and the next tiles whose own / peer
+ * rows are still to do */
+struct StepCursor {
+    uint32_t k;
+    uint32_t ownNext;
+    uint32_t peerNext;
+};
+
+AAG_FN StepCursor FirstStep() { return StepCursor{0U, 0U, 0U}; }
+
+AAG_FN uint32_t AheadOf(const Geom &g, uint32_t k, uint32_t ahead)
+{
+    return (k + ahead < g.nTiles) ? k + ahead : g.nTiles - 1U;
+}
+
+/* the next step of the order into *st; false after the last. The kernel, the host twin and the cost
+ * model all walk this one sequence. */
+AAG_FN bool NextStep(const Geom &g, StepCursor &c, Step *st)
+{
+    if (c.k >= g.nTiles) {
+        return false;
+    }
+    if (g.shard == 1U) {
+        if (c.ownNext <= AheadOf(g, c.k, g.ownAhead)) {
+            st->k = c.ownNext++;
+            st->phase = kOwnRows;
+            return true;
+        }
+        if (c.peerNext <= AheadOf(g, c.k, g.peerAhead)) {
+            st->k = c.peerNext++;
+            st->phase = kPeerRows;
+            return true;
+        }
+    }
+    st->k = c.k++;
+    st->phase = kFarRows;
+    return true;
+}
+
 /* ------------------------------------------------------------------ units -- */
 
 AAG_FN uint64_t NumPanels(const Geom &g) { return CeilDiv(g.N, g.unitN); }
@@ -180,27 +271,25 @@ struct Unit {
     uint64_t e;
     uint64_t m0, tm;   // rows [m0, m0 + tm) of the block
     uint64_t n0, tn;   // columns [n0, n0 + tn) of N
-    uint32_t aSrc;     // 0: x, 1: the ag region, 2: the assembled rows (y2 or the workspace's asm slot)
+    uint32_t aSrc;     // kSrcX, kSrcAg, kSrcAssembled or kSrcA2a
     uint64_t aOff;     // element offset of the unit's first A row in that source (row stride H)
     uint64_t yRow;     // first y1 / y3 row (row stride N)
 };
 
-/* shard 1: units of tile k in the order the kernel deals them (docs, "The kernel"):
- *   own phase:    for each segment, for each panel, for each row chunk of the own block;
- *   remote phase: for each segment, for each panel, for each other block, for each row chunk.
- * Panel-major inside a segment: the weight panel stays hot in L2 while every block uses it.
- * shard 0: remote phase only, blocks j of the assembled rows. */
-AAG_FN uint64_t OwnUnitsOfSegment(const Geom &g, uint64_t cL)
+constexpr uint32_t kSrcX = 0U;          // x (the own block)
+constexpr uint32_t kSrcAg = 1U;         // the ag region (far blocks)
+constexpr uint32_t kSrcAssembled = 2U;  // shard 0: y2 or the workspace's asm slot
+constexpr uint32_t kSrcA2a = 3U;        // the a2a region (peer blocks)
+
+/* Units of a phase of tile k in the order the kernel deals them: for each segment, for each panel,
+ * for each block of the phase, for each row chunk. Panel-major inside a segment: the weight panel
+ * stays hot in L2 while every block uses it. */
+AAG_FN uint64_t PhaseUnitsOfSegment(const Geom &g, uint32_t phase, uint64_t cL)
 {
-    return (g.shard == 1U) ? NumPanels(g) * NumChunks(g, cL) : 0U;
-}
-AAG_FN uint64_t RemoteBlocks(const Geom &g) { return (g.shard == 1U) ? NumBlocks(g) - 1U : NumBlocks(g); }
-AAG_FN uint64_t RemoteUnitsOfSegment(const Geom &g, uint64_t cL)
-{
-    return NumPanels(g) * RemoteBlocks(g) * NumChunks(g, cL);
+    return NumPanels(g) * PhaseBlocks(g, phase) * NumChunks(g, cL);
 }
 
-/* the row source of block blk of segment sg of tile k on rank (i, t) */
+/* the row source of block blk of segment sg of tile k on rank (i, t): the first buffer that holds it */
 AAG_FN Unit MakeUnit(const Geom &g, uint64_t i, uint64_t t, uint32_t k, const Segment &sg, uint64_t blk, uint64_t p,
                      uint64_t m)
 {
@@ -214,16 +303,19 @@ AAG_FN Unit MakeUnit(const Geom &g, uint64_t i, uint64_t t, uint32_t k, const Se
         const uint64_t s = blk / g.ep, j = blk % g.ep;
         u.yRow = YRow(g, sg.e, j, s, sg.c0 + u.m0);
         if (blk == OwnBlock(g, i, t)) {
-            u.aSrc = 0U;
+            u.aSrc = kSrcX;
             u.aOff = ((i * g.El + sg.e) * g.Rx + sg.c0 + u.m0) * g.Hx;
+        } else if (s == t) {
+            u.aSrc = kSrcA2a;
+            u.aOff = A2ATileOff(g, k) + A2ARecvDispl(g, k, j) + (sg.cell0 + u.m0 - TileBegin(g, k)) * g.Hx;
         } else {
-            u.aSrc = 1U;
+            u.aSrc = kSrcAg;
             u.aOff = AGRowOff(g, k, s, j, sg.cell0 + u.m0);
         }
     } else {
         const uint64_t j = blk;
         u.yRow = YRow(g, sg.e, j, 0U, sg.c0 + u.m0);
-        u.aSrc = 2U;
+        u.aSrc = kSrcAssembled;
         // assembled rows: y2 itself (row yRow) or the asm slot ([j][tile cell][H])
         u.aOff = (g.y2Out != 0U) ? u.yRow * g.H
                                  : (j * TileCells(g, k) + (sg.cell0 - TileBegin(g, k)) + u.m0) * g.H;
@@ -231,25 +323,15 @@ AAG_FN Unit MakeUnit(const Geom &g, uint64_t i, uint64_t t, uint32_t k, const Se
     return u;
 }
 
-/* own-phase unit idx (0 <= idx < OwnUnitsOfSegment) */
-AAG_FN Unit OwnUnit(const Geom &g, uint64_t i, uint64_t t, uint32_t k, const Segment &sg, uint64_t idx)
+/* unit idx (0 <= idx < PhaseUnitsOfSegment) of a phase */
+AAG_FN Unit PhaseUnit(const Geom &g, uint64_t i, uint64_t t, uint32_t k, const Segment &sg, uint32_t phase,
+                      uint64_t idx)
 {
     const uint64_t mc = NumChunks(g, sg.cL);
-    return MakeUnit(g, i, t, k, sg, OwnBlock(g, i, t), idx / mc, idx % mc);
-}
-
-/* remote-phase unit idx (0 <= idx < RemoteUnitsOfSegment) */
-AAG_FN Unit RemoteUnit(const Geom &g, uint64_t i, uint64_t t, uint32_t k, const Segment &sg, uint64_t idx)
-{
-    const uint64_t mc = NumChunks(g, sg.cL);
-    const uint64_t nb = RemoteBlocks(g);
+    const uint64_t nb = PhaseBlocks(g, phase);
     const uint64_t p = idx / (nb * mc);
     const uint64_t rem = idx % (nb * mc);
-    uint64_t blk = rem / mc;
-    if (g.shard == 1U && blk >= OwnBlock(g, i, t)) {
-        blk += 1U;  // skip the own block
-    }
-    return MakeUnit(g, i, t, k, sg, blk, p, rem % mc);
+    return MakeUnit(g, i, t, k, sg, PhaseBlock(g, i, t, phase, rem / mc), p, rem % mc);
 }
 
 /* Units are dealt round robin by their global position p (counted over all tiles and phases):

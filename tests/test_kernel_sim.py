@@ -70,12 +70,13 @@ def _matrix(world):
         cfg = ks.SimConfig(ep=ep, tp=tp, E=shape["E"], C=shape["C"], H=shape["H"], M=shape["M"], dtype=dtype,
                            act=act, shard_type=shard, bias=bias, transpose_weight=tw, y2=y2, y3=y3, seed=n,
                            tiles=tiles, tile_ends=ends, unit=(16, 16) if small else None,
-                           epi_rows=2 if small else 0, own_ahead=(n // 2) % 3 if shard == 1 and n % 4 else None)
+                           epi_rows=2 if small else 0, own_ahead=(n // 2) % 3 if shard == 1 and n % 4 else None,
+                           peer_ahead=(n // 3) % 3 if shard == 1 and n % 4 else None)
         yield pytest.param(cfg, id=f"{ep}x{tp}-s{shard}-tw{int(tw)}-b{bias}-y2{int(y2)}-y3{int(y3)}-a{act}-{dtype}-"
                                     f"E{cfg.E}C{cfg.C}H{cfg.H}M{cfg.M}" + (f"-t{cfg.tiles[0]}x{cfg.tiles[1]}"
                                                                            if cfg.tiles else "") +
                             (f"-ends{'_'.join(map(str, ends))}" if ends else "") + ("-u16" if small else "") +
-                            (f"-ahead{cfg.own_ahead}" if cfg.own_ahead is not None else ""))
+                            (f"-ahead{cfg.own_ahead}_{cfg.peer_ahead}" if cfg.own_ahead is not None else ""))
 
 
 def _assert_passes(res):
@@ -169,6 +170,8 @@ def _geometry(cfg):
     ks.SimConfig(ep=2, tp=2, E=6, C=10, H=34, M=46, dtype="bf16", act=2, bias="2d", y3=True, tiles=(1, 2),
                  unit=(16, 16)),
     ks.SimConfig(ep=2, tp=2, E=6, C=10, H=34, M=46, act=0, bias="2d", tile_ends=(2, 7, 15), own_ahead=1),
+    ks.SimConfig(ep=4, tp=2, E=8, C=6, H=36, M=30, act=1, bias="3d", y2=True, tile_ends=(2, 5, 6), own_ahead=0,
+                 peer_ahead=2),
 ])
 def test_counters_match_the_geometry(cfg):
     res = ks.run(cfg)

@@ -179,13 +179,14 @@ bool Host(const AagSimCall &c, HostCall &h)
     p.ubBytes = static_cast<uint64_t>(c.ubBytes);
     p.libApiWorkspaceBytes = static_cast<uint64_t>(c.sysWorkspaceBytes);
     if (c.unitM > 0 || c.unitN > 0 || c.epiRows > 0 || c.nTileEnds > 0 || c.eTile > 0 || c.cTile > 0 ||
-        c.ownAhead > 0) {
+        c.ownAhead > 0 || c.peerAhead > 0) {
         // forced unit / tiles: the tiling core's geometry with the model's overrides
         moe_mc2::Machine m = moe_mc2::MachineOf(p);
         m.unitM = static_cast<uint32_t>(std::max<int64_t>(0, c.unitM));
         m.unitN = static_cast<uint32_t>(std::max<int64_t>(0, c.unitN));
         m.epiRows = static_cast<uint32_t>(std::max<int64_t>(0, c.epiRows));
         m.ownAhead = static_cast<int32_t>(std::min<int64_t>(c.ownAhead, 64)) - 1;  // -1: the planner's
+        m.peerAhead = static_cast<int32_t>(std::min<int64_t>(c.peerAhead, 64)) - 1;
         h.err = moe_mc2::Validate(a, false);
         if (!h.err.ok()) return false;
         std::vector<uint64_t> ends;
@@ -199,6 +200,7 @@ bool Host(const AagSimCall &c, HostCall &h)
             const aag::Geom pg = moe_mc2::PlanTiles(a, m).g;
             ends.assign(pg.tileEnd, pg.tileEnd + pg.nTiles);
             m.ownAhead = static_cast<int32_t>(pg.ownAhead);
+            m.peerAhead = static_cast<int32_t>(pg.peerAhead);
         }
         h.err = moe_mc2::MakeKernelTilingWithEnds(a, p, ends, h.kt, &m);
     } else {
@@ -401,7 +403,8 @@ void PredJson(Json &j, const moe_mc2::Prediction &p)
         j.Key("a2a_us").Open('[').Num(t.a2aStart * 1e6).Num(t.a2aEnd * 1e6).Close(']');
         j.Key("ag_us").Open('[').Num(t.agStart * 1e6).Num(t.agEnd * 1e6).Close(']');
         PartJson(j, "own", t.ownStart, t.ownEnd, t.own);
-        PartJson(j, "rem", t.remStart, t.remEnd, t.rem);
+        PartJson(j, "peer", t.peerStart, t.peerEnd, t.peer);
+        PartJson(j, "far", t.farStart, t.farEnd, t.far);
         j.Key("cube_flops").Num(t.cubeFlops).Key("hbm_bytes").Num(t.bytes.HbmData());
         j.Key("gm_bytes").Num(t.bytes.gmData + t.bytes.gmWorkspace).Close('}');
     }
@@ -452,7 +455,7 @@ extern "C" int aag_sim_cost(const AagSimCall *call, char *out, size_t outLen)
     if (call->serialGroups != 0) cc.groupsOverlap = false;
     // the host tiling's plan (or the forced one), re-priced with these constants
     const bool forced = call->nTileEnds > 0 || call->eTile > 0 || call->cTile > 0 || call->unitM > 0 ||
-                        call->unitN > 0 || call->epiRows > 0 || call->ownAhead > 0;
+                        call->unitN > 0 || call->epiRows > 0 || call->ownAhead > 0 || call->peerAhead > 0;
     const moe_mc2::Plan planned = forced ? h.kt.plan : moe_mc2::PlanTiles(h.args, m, cc);
     const aag::Geom &g = planned.g;
     const moe_mc2::Prediction chosen = moe_mc2::Evaluate(h.args, g, m, cc);
@@ -472,7 +475,7 @@ extern "C" int aag_sim_cost(const AagSimCall *call, char *out, size_t outLen)
     for (uint32_t k = 0; k < g.nTiles; ++k) j.Num(g.tileEnd[k]);
     j.Close(']');
     j.Key("unit_m").Num(g.unitM).Key("unit_n").Num(g.unitN).Key("ring").Bool(g.ring != 0U);
-    j.Key("own_ahead").Num(g.ownAhead).Key("shard").Num(g.shard);
+    j.Key("own_ahead").Num(g.ownAhead).Key("peer_ahead").Num(g.peerAhead).Key("shard").Num(g.shard);
     j.Key("plan");
     PredJson(j, chosen);
     j.Key("single_tile");

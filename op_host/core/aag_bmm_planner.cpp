@@ -170,8 +170,11 @@ aag::Geom MakeGeom(const Args &a, const std::vector<uint64_t> &tileEnds, const M
     g.unitN = static_cast<uint32_t>(std::min<uint64_t>(m.unitN ? A16(m.unitN) : (g.ring ? 256U : 512U), A16(g.N)));
     g.epiRows = EpilogueRows(g, DTypeBytes(a.xDtype), BiasBytes(a), m.ubBytes);
     if (m.epiRows && g.ring) g.epiRows = std::min<uint32_t>(m.epiRows, g.epiRows);
-    g.ownAhead = (g.shard == 1U && m.ownAhead > 0) ? std::min<uint32_t>(static_cast<uint32_t>(m.ownAhead), aag::kMaxTiles)
-                                                   : 0U;
+    auto ahead = [&g](int32_t v) {
+        return (g.shard == 1U && v > 0) ? std::min<uint32_t>(static_cast<uint32_t>(v), aag::kMaxTiles) : 0U;
+    };
+    g.ownAhead = ahead(m.ownAhead);
+    g.peerAhead = ahead(m.peerAhead);
     return g;
 }
 
@@ -219,21 +222,14 @@ uint64_t RingLines(const aag::Geom &g, const Machine &m, uint64_t line)
         auto &w = width[aiv * 2U + static_cast<uint64_t>(s)];
         for (uint64_t r = 0; r < u.tm; ++r) w[r] = std::max<uint32_t>(w[r], static_cast<uint32_t>(u.tn));
     };
-    uint32_t ownNext = 0;
-    for (uint32_t k = 0; k < g.nTiles; ++k) {
-        if (g.shard == 1U) {
-            const uint32_t lastOwn = std::min<uint32_t>(k + g.ownAhead, g.nTiles - 1U);
-            for (; ownNext <= lastOwn; ++ownNext)
-                for (uint64_t q = 0; q < aag::NumSegments(g, ownNext); ++q) {
-                    const aag::Segment sg = aag::SegmentAt(g, ownNext, q);
-                    for (uint64_t u = 0; u < aag::OwnUnitsOfSegment(g, sg.cL); ++u) deal(aag::OwnUnit(g, 0, 0, ownNext, sg, u));
-                }
-        } else {
-            std::fill(slot.begin(), slot.end(), -1);  // Drain at the tile's start
-        }
-        for (uint64_t q = 0; q < aag::NumSegments(g, k); ++q) {
-            const aag::Segment sg = aag::SegmentAt(g, k, q);
-            for (uint64_t u = 0; u < aag::RemoteUnitsOfSegment(g, sg.cL); ++u) deal(aag::RemoteUnit(g, 0, 0, k, sg, u));
+    aag::StepCursor cur = aag::FirstStep();
+    aag::Step st{};
+    while (aag::NextStep(g, cur, &st)) {
+        if (g.shard == 0U) std::fill(slot.begin(), slot.end(), -1);  // Drain at the tile's start
+        for (uint64_t q = 0; q < aag::NumSegments(g, st.k); ++q) {
+            const aag::Segment sg = aag::SegmentAt(g, st.k, q);
+            for (uint64_t u = 0; u < aag::PhaseUnitsOfSegment(g, st.phase, sg.cL); ++u)
+                deal(aag::PhaseUnit(g, 0, 0, st.k, sg, st.phase, u));
         }
     }
     uint64_t lines = 0;
@@ -280,14 +276,14 @@ Prediction Evaluate(const Args &a, const aag::Geom &g, const Machine &m, const C
     std::vector<double> wLast(g.El, -1.0);
     p.tiles.resize(g.nTiles);
 
-    /* one phase: the own rows (own = true, shard 1) or the other rows of tile k, in the kernel's order */
-    auto phase = [&](uint32_t k, bool own, Loads &ld, Bytes &b) {
+    /* one step of the kernel's order (a phase of tile k) */
+    auto phase = [&](uint32_t k, uint32_t ph, Loads &ld, Bytes &b) {
         const uint64_t nseg = aag::NumSegments(g, k);
+        const uint64_t blocks = aag::PhaseBlocks(g, ph);
         double footprint = 0;
-        for (uint64_t q = 0; q < nseg; ++q) {
+        for (uint64_t q = 0; q < nseg && blocks > 0U; ++q) {
             const aag::Segment sg = aag::SegmentAt(g, k, q);
             const uint64_t mc = aag::NumChunks(g, sg.cL);
-            const uint64_t blocks = own ? 1U : aag::RemoteBlocks(g);
             const uint64_t cnt = P * blocks * mc;
             const uint64_t rows = blocks * sg.cL;
             // cube: 16-aligned FLOPs of every unit, on the cube core that runs it
@@ -343,11 +339,6 @@ Prediction Evaluate(const Args &a, const aag::Geom &g, const Machine &m, const C
         touched += footprint;
     };
 
-    double a2aEnd = 0, agEnd = 0;
-    std::vector<double> clock(m.aicNum, 0.0);  // each cube core (and its two vector cores) runs on
-    std::vector<Loads> ownLoads(g.nTiles, Loads(m));
-    std::vector<Bytes> ownBytes(g.nTiles);
-    uint32_t ownNext = 0;
     auto part = [&cc](const Loads &ld, const Bytes &b) {
         PartTime pt;
         pt.cube = ld.MaxCube();
@@ -356,12 +347,13 @@ Prediction Evaluate(const Args &a, const aag::Geom &g, const Machine &m, const C
         pt.l2 = D(b.gmData + b.gmWorkspace) / cc.l2BytesPerSec;
         return pt;
     };
+    // ------------------------------------------------------------------- comm: the two streams
+    double a2aEnd = 0, agEnd = 0;
     for (uint32_t k = 0; k < g.nTiles; ++k) {
         TileTimeline &tl = p.tiles[k];
         tl.cellBegin = aag::TileBegin(g, k);
         tl.cellEnd = aag::TileEnd(g, k);
         const uint64_t cells = aag::TileCells(g, k);
-        // ---------------------------------------------------------------- comm
         const double a2aData = D(cells * g.Hx * eb) / cc.linkBytesPerSec;
         const double agData = D(g.ep * cells * g.Hx * eb) / cc.linkBytesPerSec;
         tl.a2aStart = cc.groupsOverlap ? a2aEnd : std::max(a2aEnd, agEnd);
@@ -371,55 +363,60 @@ Prediction Evaluate(const Args &a, const aag::Geom &g, const Machine &m, const C
         a2aEnd = tl.a2aEnd;
         agEnd = tl.agEnd;
         tl.bytes.commRead = tl.bytes.commWrite = g.ep * cells * g.Hx * eb + g.tp * g.ep * cells * g.Hx * eb;
-        // ------------------------------------------------------- compute, in the kernel's order
-        if (g.shard == 1U) {
-            const uint32_t lastOwn = std::min<uint32_t>(k + g.ownAhead, g.nTiles - 1U);
-            for (; ownNext <= lastOwn; ++ownNext) {
-                TileTimeline &to = p.tiles[ownNext];
-                phase(ownNext, true, ownLoads[ownNext], ownBytes[ownNext]);
-                to.own = part(ownLoads[ownNext], ownBytes[ownNext]);
-                const auto o = ownLoads[ownNext].Advance(clock, 0.0, std::max(to.own.hbm, to.own.l2));
-                to.ownStart = o.first;
-                to.ownEnd = o.second;
-                to.bytes.Add(ownBytes[ownNext]);
-                p.computeTotal += to.own.Time();
-            }
-            Loads rem(m);
-            Bytes bRem;
-            phase(k, false, rem, bRem);
-            tl.rem = part(rem, bRem);
-            const auto r = rem.Advance(clock, tl.agEnd + cc.waitSec, std::max(tl.rem.hbm, tl.rem.l2));
-            tl.remStart = r.first;
-            tl.remEnd = r.second;
-            tl.bytes.Add(bRem);
-            p.computeTotal += tl.rem.Time();
-        } else {
+    }
+    // ------------------------------------------------------- compute, in the kernel's order of steps
+    std::vector<double> clock(m.aicNum, 0.0);  // each cube core (and its two vector cores) runs on
+    aag::StepCursor cur = aag::FirstStep();
+    aag::Step st{};
+    while (aag::NextStep(g, cur, &st)) {
+        TileTimeline &tl = p.tiles[st.k];
+        double ready = 0.0;  // own rows: at once
+        if (st.phase == aag::kPeerRows) {
+            ready = tl.a2aEnd + cc.waitSec;
+            ++p.waits;
+        } else if (st.phase == aag::kFarRows) {
+            ready = tl.agEnd + cc.waitSec;
+            ++p.waits;
+        }
+        if (g.shard == 0U) {
             // Drain, Wait, SyncAll, the assemble on every vector core, SyncAll, then the units
+            const uint64_t moved = g.ep * g.tp * aag::TileCells(g, st.k) * g.Hx * eb;
             Bytes bAsm;
-            const uint64_t moved = g.ep * g.tp * cells * g.Hx * eb;
-            bAsm.gmData += moved;                              // reads of the ag region
+            bAsm.gmData += moved;                                 // reads of the ag region
             (asmInWs ? bAsm.gmWorkspace : bAsm.gmData) += moved;  // writes of y2 / the asm slot
-            bAsm.hbmDataRead += moved;                         // the units then read the assembled rows
+            bAsm.hbmDataRead += moved;                            // the units then read the assembled rows
             if (!asmInWs) bAsm.hbmDataWrite += moved;
             tl.own = part(Loads(m), bAsm);
             tl.own.fixed = 2.0 * cc.syncAllSec;
-            double t = tl.agEnd + cc.waitSec;
-            for (double c : clock) t = std::max(t, c);
-            tl.ownStart = t;
-            tl.ownEnd = t + tl.own.Time();
+            for (double c : clock) ready = std::max(ready, c);
+            tl.ownStart = ready;
+            tl.ownEnd = ready + tl.own.Time();
             for (double &c : clock) c = tl.ownEnd;
-            Loads rem(m);
-            Bytes bRem;
-            phase(k, false, rem, bRem);
-            tl.rem = part(rem, bRem);
-            const auto r = rem.Advance(clock, tl.ownEnd, std::max(tl.rem.hbm, tl.rem.l2));
-            tl.remStart = r.first;
-            tl.remEnd = r.second;
+            ready = tl.ownEnd;
             tl.bytes.Add(bAsm);
-            tl.bytes.Add(bRem);
-            p.computeTotal += tl.own.Time() + tl.rem.Time();
+            p.computeTotal += tl.own.Time();
             p.syncAlls += 2U;
         }
+        Loads ld(m);
+        Bytes b;
+        phase(st.k, st.phase, ld, b);
+        const PartTime pt = part(ld, b);
+        const auto r = ld.Advance(clock, ready, std::max(pt.hbm, pt.l2));
+        if (g.shard == 1U && st.phase == aag::kOwnRows) {
+            tl.own = pt;
+            tl.ownStart = r.first;
+            tl.ownEnd = r.second;
+        } else if (st.phase == aag::kPeerRows) {
+            tl.peer = pt;
+            tl.peerStart = r.first;
+            tl.peerEnd = r.second;
+        } else {
+            tl.far = pt;
+            tl.farStart = r.first;
+            tl.farEnd = r.second;
+        }
+        tl.bytes.Add(b);
+        p.computeTotal += pt.Time();
     }
     for (const auto &t : p.tiles) p.bytes.Add(t.bytes);
     // the last unit's epilogue, the final SyncAll
@@ -432,7 +429,6 @@ Prediction Evaluate(const Args &a, const aag::Geom &g, const Machine &m, const C
     }
     p.makespan += cc.syncAllSec;
     p.syncAlls += 1U;
-    p.waits = g.nTiles;
     p.collectives = 2U * g.nTiles;
     p.commTotal = agEnd;
     // workspace flushed at the end: the lines of the ring slots the vector cores used, the asm slot
@@ -461,7 +457,10 @@ Prediction Evaluate(const Args &a, const aag::Geom &g, const Machine &m, const C
     p.tiling = std::to_string(g.nTiles) + " tile(s) of";
     for (uint32_t k = 0; k < g.nTiles; ++k) p.tiling += " " + std::to_string(aag::TileCells(g, k));
     p.tiling += " cells";
-    if (g.shard == 1U) p.tiling += ", own rows " + std::to_string(g.ownAhead) + " tile(s) ahead";
+    if (g.shard == 1U) {
+        p.tiling += ", own rows " + std::to_string(g.ownAhead) + " / peer rows " + std::to_string(g.peerAhead) +
+                    " tile(s) ahead";
+    }
     p.tiling += "; units " + std::to_string(g.unitM) + "x" + std::to_string(g.unitN) +
                 (g.ring ? " (fp32 ring + epilogue)" : " (y1 written by the matmul)");
     return p;
@@ -602,33 +601,45 @@ Plan PlanTiles(const Args &a, const Machine &m, const CostConstants &cc)
                 for (uint64_t last : {0U, 32U, 128U}) add(Ramp(total, first, r, mx, last));
         }
     }
-    // every candidate x own-rows lookahead; the smallest makespan wins, and among the plans within
-    // kMakespanSlack of it the one that moves the fewest HBM bytes (then the fewest tiles)
+    // every candidate x lookahead of the own and the peer rows; the smallest makespan wins, and among
+    // the plans within kMakespanSlack of it the one that moves the fewest HBM bytes (then the fewest tiles)
     struct Scored {
         double makespan;
         uint64_t hbm;
         uint32_t tiles;
         size_t cand;
-        uint32_t ahead;
+        uint32_t ownAhead, peerAhead;
     };
     std::vector<Scored> scored;
     const aag::Geom probe = MakeGeom(a, {total}, m);
     for (size_t ci = 0; ci < cands.size(); ++ci) {
         const auto &c = cands[ci];
         if (!Legal(c, probe, eb, cc)) continue;
-        // shard 1: the own rows inside their tile, one or two tiles ahead, or all first
+        // shard 1: the own / peer rows inside their tile, one or two tiles ahead, or all first. The peer
+        // rows never run further ahead than the own rows: a tile's own rows are there before its peer rows.
+        const uint32_t n = static_cast<uint32_t>(c.size());
         std::vector<uint32_t> aheads{0U};
-        if (m.ownAhead >= 0) {
-            aheads = {static_cast<uint32_t>(m.ownAhead)};
-        } else if (d.shard == 1) {
-            aheads = {0U, 1U, 2U, static_cast<uint32_t>(c.size())};
+        if (d.shard == 1) {
+            for (uint32_t v : {1U, 2U, n}) {
+                if (v <= n && std::find(aheads.begin(), aheads.end(), v) == aheads.end()) aheads.push_back(v);
+            }
         }
-        for (uint32_t ahead : aheads) {
-            if (ahead > 0U && ahead + 1U > c.size() && ahead != c.size()) continue;
-            aag::Geom g = MakeGeom(a, c, m);
-            if (g.shard == 1U) g.ownAhead = std::min<uint32_t>(ahead, aag::kMaxTiles);
-            const Prediction pr = Evaluate(a, g, m, cc, /*exactWorkspace=*/false);
-            scored.push_back(Scored{pr.makespan, pr.bytes.HbmData() + pr.bytes.hbmWorkspace, g.nTiles, ci, g.ownAhead});
+        const std::vector<uint32_t> owns =
+            (d.shard == 1 && m.ownAhead >= 0) ? std::vector<uint32_t>{static_cast<uint32_t>(m.ownAhead)} : aheads;
+        const std::vector<uint32_t> peers =
+            (d.shard == 1 && m.peerAhead >= 0) ? std::vector<uint32_t>{static_cast<uint32_t>(m.peerAhead)} : aheads;
+        for (uint32_t own : owns) {
+            for (uint32_t peer : peers) {
+                if (peer > own && m.peerAhead < 0 && m.ownAhead < 0) continue;
+                aag::Geom g = MakeGeom(a, c, m);
+                if (g.shard == 1U) {
+                    g.ownAhead = std::min<uint32_t>(own, aag::kMaxTiles);
+                    g.peerAhead = std::min<uint32_t>(peer, aag::kMaxTiles);
+                }
+                const Prediction pr = Evaluate(a, g, m, cc, /*exactWorkspace=*/false);
+                scored.push_back(Scored{pr.makespan, pr.bytes.HbmData() + pr.bytes.hbmWorkspace, g.nTiles, ci,
+                                        g.ownAhead, g.peerAhead});
+            }
         }
     }
     Plan best;
@@ -649,7 +660,10 @@ Plan PlanTiles(const Args &a, const Machine &m, const CostConstants &cc)
         }
     }
     best.g = MakeGeom(a, cands[pick->cand], m);
-    if (best.g.shard == 1U) best.g.ownAhead = pick->ahead;
+    if (best.g.shard == 1U) {
+        best.g.ownAhead = pick->ownAhead;
+        best.g.peerAhead = pick->peerAhead;
+    }
     best.pred = Evaluate(a, best.g, m, cc);
     const uint32_t evaluated = static_cast<uint32_t>(scored.size());
     best.candidates = evaluated;
@@ -762,15 +776,15 @@ Prediction EvaluateReference(const Args &a, const Machine &m, const CostConstant
             before.hbm = 0;
             bmm.hbm = D(b.hbmDataRead);
             after.hbm = D(b.hbmDataWrite);
-            tl.remStart = std::max(t, tl.agEnd + cc.waitSec) + cc.syncAllSec;
-            tl.rem.fixed = 3.0 * cc.syncAllSec;
-            tl.rem.cube = bmm.cube;
-            tl.rem.vector = after.vec;
-            tl.rem.l2 = (before.bytes + bmm.bytes + after.bytes) / cc.l2BytesPerSec;
-            tl.rem.hbm = D(b.HbmData()) / cc.hbmBytesPerSec;
+            tl.farStart = std::max(t, tl.agEnd + cc.waitSec) + cc.syncAllSec;
+            tl.far.fixed = 3.0 * cc.syncAllSec;
+            tl.far.cube = bmm.cube;
+            tl.far.vector = after.vec;
+            tl.far.l2 = (before.bytes + bmm.bytes + after.bytes) / cc.l2BytesPerSec;
+            tl.far.hbm = D(b.HbmData()) / cc.hbmBytesPerSec;
             const double dur = before.Time(cc) + bmm.Time(cc) + after.Time(cc) + 3.0 * cc.syncAllSec;
-            tl.remEnd = tl.remStart + dur;
-            t = tl.remEnd;
+            tl.farEnd = tl.farStart + dur;
+            t = tl.farEnd;
             tl.cubeFlops = flops;
             p.cubeFlops += flops;
             p.cubeFlopsExact += 2.0 * D(rows) * D(H) * D(N);
@@ -908,13 +922,13 @@ Prediction EvaluateLegacy(const Args &a, const Machine &m, uint64_t eTileIn, uin
             const double dur = asmP.Time(cc) + mmP.Time(cc) + epiP.Time(cc) + 2.0 * cc.syncAllSec +
                                2.0 * D(runs) * cc.syncAllSec;
             touched += D(copyBytes + eL * H * N * eb + outs * outRows * N * eb + maxRun * N * 4U);
-            tl.remStart = std::max(t, tl.agEnd + cc.waitSec);
-            tl.remEnd = tl.remStart + dur;
-            tl.rem.cube = mmP.cube;
-            tl.rem.vector = epiP.vec;
-            tl.rem.l2 = (asmP.bytes + mmP.bytes + epiP.bytes) / cc.l2BytesPerSec;
-            tl.rem.hbm = D(b.HbmData()) / cc.hbmBytesPerSec;
-            t = tl.remEnd;
+            tl.farStart = std::max(t, tl.agEnd + cc.waitSec);
+            tl.farEnd = tl.farStart + dur;
+            tl.far.cube = mmP.cube;
+            tl.far.vector = epiP.vec;
+            tl.far.l2 = (asmP.bytes + mmP.bytes + epiP.bytes) / cc.l2BytesPerSec;
+            tl.far.hbm = D(b.HbmData()) / cc.hbmBytesPerSec;
+            t = tl.farEnd;
             tl.cubeFlops = flops;
             tl.bytes = b;
             p.cubeFlops += flops;

@@ -15,8 +15,10 @@
  *     waits and collectives;
  *   - a timeline per tile: the ep stream (AlltoAllV) and the tp stream
  *     (AllGather, after its tile's AlltoAllV: InterHcclGroupSync), the compute
- *     stream (own rows, then Wait, then the other rows), each part the max of
- *     its cube, vector, HBM and L2 times (the parts overlap inside a tile);
+ *     stream in the kernel's order of steps (aag::NextStep: own rows at once,
+ *     peer rows after the tile's AlltoAllV, far rows after its AllGather),
+ *     each part the max of its cube, vector, HBM and L2 times (the parts
+ *     overlap inside a tile);
  *   - the bound max(communication alone, computation alone) and the makespan.
  * The same constants price CANN's reference schedule (hicann/ops-transformer,
  * mc2/allto_all_all_gather_batch_mat_mul: local block first, tiles along E,
@@ -89,7 +91,8 @@ struct Machine {
     uint64_t ubBytes = 192 * 1024;
     /* tests and the CPU model only: force the unit / epilogue chunk (0: the planner's) */
     uint32_t unitM = 0, unitN = 0, epiRows = 0;
-    int32_t ownAhead = -1;  // -1: the planner's (MakeGeom alone: 0)
+    int32_t ownAhead = -1;   // -1: the planner's (MakeGeom alone: 0)
+    int32_t peerAhead = -1;  // -1: the planner's (MakeGeom alone: 0)
 };
 
 /* time of one part of a tile: the parts overlap inside it, so the part takes the longest */
@@ -119,9 +122,10 @@ struct TileTimeline {
     uint64_t cellBegin = 0, cellEnd = 0;
     double a2aStart = 0, a2aEnd = 0;  // ep stream
     double agStart = 0, agEnd = 0;    // tp stream
-    double ownStart = 0, ownEnd = 0;  // shard 1: the own rows (shard 0: the assemble)
-    double remStart = 0, remEnd = 0;  // the other rows
-    PartTime own, rem;
+    double ownStart = 0, ownEnd = 0;    // shard 1: the own rows (shard 0: the assemble)
+    double peerStart = 0, peerEnd = 0;  // shard 1: the peer rows (from the AlltoAllV receive buffer)
+    double farStart = 0, farEnd = 0;    // the far rows (from the AllGather receive buffer / assembled)
+    PartTime own, peer, far;
     Bytes bytes;
     double cubeFlops = 0;
 };

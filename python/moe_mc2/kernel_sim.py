@@ -58,6 +58,7 @@ class _Call(ctypes.Structure):
         "y2Flag", "y3Flag", "aicPerRank", "ubBytes", "sysWorkspaceBytes", "eTile", "cTile", "unitM", "unitN",
         "epiRows", "nTileEnds")] + [("tileEnds", ctypes.c_int64 * 16), ("legacyETile", ctypes.c_int64),
         ("legacyCTile", ctypes.c_int64), ("ownAhead", ctypes.c_int64),
+        ("peerAhead", ctypes.c_int64),
         ("collectiveLatencyUs", ctypes.c_double), ("serialGroups", ctypes.c_int64)] + [
         ("seed", ctypes.c_uint64), ("maxDelay", ctypes.c_int64), ("countOnly", ctypes.c_int64),
         ("raceCheck", ctypes.c_int64), ("watchdogSeconds", ctypes.c_double), ("l2Bytes", ctypes.c_int64),
@@ -141,6 +142,7 @@ class SimConfig:
     unit: Optional[Tuple[int, int]] = None    # (unitM, unitN): force the matmul unit
     epi_rows: int = 0                   # force fewer epilogue rows per UB chunk
     own_ahead: Optional[int] = None     # shard 1: force the own-rows lookahead in tiles
+    peer_ahead: Optional[int] = None    # shard 1: force the peer-rows lookahead in tiles
     kernel: str = "aag"
     watchdog: float = 20.0
     l2_bytes: int = 0                   # L2 per rank for the HBM counters; 0: the cost model's constant
@@ -176,6 +178,7 @@ def _struct(cfg: SimConfig, arrays=None) -> _Call:
     c.unitM, c.unitN = cfg.unit if cfg.unit else (0, 0)
     c.epiRows = cfg.epi_rows
     c.ownAhead = 0 if cfg.own_ahead is None else int(cfg.own_ahead) + 1
+    c.peerAhead = 0 if cfg.peer_ahead is None else int(cfg.peer_ahead) + 1
     ends = tuple(cfg.tile_ends or ())
     if len(ends) > 16:
         raise ValueError("at most 16 tiles")
@@ -474,6 +477,9 @@ def _parse(argv):
     p.add_argument("--epi-rows", type=int, default=0, help="force fewer epilogue rows per UB chunk")
     p.add_argument("--own-ahead", type=int, default=None,
                    help="shard 1: compute the own rows this many tiles ahead (default: the planner's)")
+    p.add_argument("--peer-ahead", type=int, default=None,
+                   help="shard 1: compute the peer rows (received by the AlltoAllV) this many tiles ahead "
+                        "(default: the planner's)")
     p.add_argument("--count-only", action="store_true",
                    help="skip the arithmetic and the data: only the checks and the counters (large shapes)")
     p.add_argument("--kernel", default="aag", help=argparse.SUPPRESS)
@@ -538,7 +544,7 @@ def main(argv=None) -> int:
                     bias=a.bias, bias_dtype=a.bias_dtype, transpose_weight=a.transpose_weight, y2=a.y2, y3=a.y3,
                     seed=a.seed, aic=a.aic, tiles=tuple(a.tiles) if a.tiles else None, count_only=a.count_only,
                     tile_ends=tuple(a.tile_ends) if a.tile_ends else None, unit=tuple(a.unit) if a.unit else None,
-                    epi_rows=a.epi_rows, own_ahead=a.own_ahead,
+                    epi_rows=a.epi_rows, own_ahead=a.own_ahead, peer_ahead=a.peer_ahead,
                     kernel=a.kernel)
     print(f"kernel-sim: {cfg.describe()}", flush=True)
     res = run(cfg)

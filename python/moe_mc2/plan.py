@@ -90,16 +90,22 @@ def table(cfg: ks.SimConfig, c: dict, cnt: Optional[dict] = None) -> str:
         f"{c['machine']['aic']} cube + {c['machine']['aiv']} vector cores",
         f"  chosen: {p['description']} ({c['candidates']} tilings evaluated); a cell is one x row of one local expert",
         "",
-        "  timeline (us)  tile  cells         AlltoAllV      AllGather      own rows            other rows        "
-        "cube  vector  HBM    L2",
+        "  timeline (us)  tile  cells         AlltoAllV     AllGather     own rows      peer rows     far rows"
+        "        cube  vector  HBM    L2",
+        "  (own rows: from x; peer rows: from the AlltoAllV receive buffer; far rows: from the AllGather's;"
+        " shard 0: own = the assemble)",
     ]
+
+    def span(part):
+        return f"{part['start_us']:6.1f}-{part['end_us']:<6.1f}"
+
     for n, t in enumerate(p["tiles"]):
-        o, r = t["own"], t["rem"]
+        parts = (t["own"], t["peer"], t["far"])
+        total = {key: sum(x[key] for x in parts) for key in ("cube_us", "vector_us", "hbm_us", "l2_us")}
         lines.append(
             f"                {n:4d}  {t['cells'][0]:5d}-{t['cells'][1]:<5d}  {t['a2a_us'][0]:6.1f}-{t['a2a_us'][1]:<6.1f}"
-            f" {t['ag_us'][0]:6.1f}-{t['ag_us'][1]:<6.1f} {o['start_us']:6.1f}-{o['end_us']:<6.1f}"
-            f"      {r['start_us']:6.1f}-{r['end_us']:<6.1f}   {o['cube_us'] + r['cube_us']:6.1f} "
-            f"{o['vector_us'] + r['vector_us']:6.1f} {o['hbm_us'] + r['hbm_us']:6.1f} {o['l2_us'] + r['l2_us']:6.1f}")
+            f" {t['ag_us'][0]:6.1f}-{t['ag_us'][1]:<6.1f} {span(t['own'])} {span(t['peer'])} {span(t['far'])}"
+            f"  {total['cube_us']:6.1f} {total['vector_us']:6.1f} {total['hbm_us']:6.1f} {total['l2_us']:6.1f}")
     lines += [
         "",
         f"  bound = max(communication alone {p['comm_ideal_us']:.1f} us, computation alone {p['compute_ideal_us']:.1f} us)"
@@ -148,6 +154,7 @@ def _parse(argv):
     p.add_argument("--tile-ends", type=int, nargs="+", default=None, metavar="CELL",
                    help="price these tile boundaries instead of the planner's")
     p.add_argument("--own-ahead", type=int, default=None, help="shard 1: force the own-rows lookahead")
+    p.add_argument("--peer-ahead", type=int, default=None, help="shard 1: force the peer-rows lookahead")
     p.add_argument("--legacy-tiles", type=int, nargs=2, default=None, metavar=("E_TILE", "C_TILE"),
                    help="the issue-9 kernel's tile shape (default: its best under these constants)")
     p.add_argument("--collective-latency-us", type=float, default=0.0,
@@ -170,15 +177,17 @@ def main(argv=None) -> int:
     cfg = ks.SimConfig(ep=a.ep, tp=a.tp, E=a.E, C=a.C, H=a.H, M=a.M, dtype=a.dtype, act=act,
                        shard_type=a.shard_type, bias=a.bias, transpose_weight=a.transpose_weight, y2=a.y2, y3=a.y3,
                        aic=a.aic, l2_bytes=a.l2_mib << 20, tile_ends=tuple(a.tile_ends) if a.tile_ends else None,
-                       own_ahead=a.own_ahead)
+                       own_ahead=a.own_ahead, peer_ahead=a.peer_ahead)
     c = cost(cfg, tuple(a.legacy_tiles) if a.legacy_tiles else None, a.collective_latency_us, a.serial_groups)
     if not c.get("valid"):
         print(f"invalid call: [{c.get('rule')}] {c.get('message')}", file=sys.stderr)
         return 2
     cnt = None
     if a.count:  # run exactly the plan the model priced (tiles and lookahead), whatever the constants
-        ahead = c["own_ahead"] if c["shard"] == 1 else None
-        cnt = counted(ks.SimConfig(**{**cfg.__dict__, "tile_ends": tuple(c["tile_ends"]), "own_ahead": ahead}))
+        shard1 = c["shard"] == 1
+        cnt = counted(ks.SimConfig(**{**cfg.__dict__, "tile_ends": tuple(c["tile_ends"]),
+                                      "own_ahead": c["own_ahead"] if shard1 else None,
+                                      "peer_ahead": c["peer_ahead"] if shard1 else None}))
     if a.json:
         print(json.dumps(summary(c, cnt), indent=1))
     else:

@@ -174,6 +174,12 @@ TwinReport RunTwin(const Args &a, const aag::Geom &g, const std::vector<RankData
                     if (S.agTile.at(at) != static_cast<int>(k)) fail("a read of the ag region outside the tile just landed");
                     return S.ws.at(at);
                 };
+                auto a2aRead = [&](uint64_t off) {  // only tile k's own AlltoAllV receive buffer
+                    if (off < aag::A2ATileOff(g, k) || off >= aag::A2ATileOff(g, k) + aag::A2ATileElems(g, k)) {
+                        fail("a read of the a2a region outside the tile just received");
+                    }
+                    return S.ws.at(wl.a2aOff + off);
+                };
                 // y2 copy (shard 1) / assemble (shard 0)
                 if (g.shard == 0U || g.y2Out) {
                     for (uint64_t q = 0; q < aag::NumSegments(g, k); ++q) {
@@ -210,8 +216,9 @@ TwinReport RunTwin(const Args &a, const aag::Geom &g, const std::vector<RankData
                             double acc = 0.0;
                             for (uint64_t h = 0; h < g.H; ++h) {
                                 double av;
-                                if (u.aSrc == 0U) av = me.x.at(aRow + h);
-                                else if (u.aSrc == 1U) av = agRead(aRow + h);
+                                if (u.aSrc == aag::kSrcX) av = me.x.at(aRow + h);
+                                else if (u.aSrc == aag::kSrcAg) av = agRead(aRow + h);
+                                else if (u.aSrc == aag::kSrcA2a) av = a2aRead(aRow + h);
                                 else av = g.y2Out ? S.y2buf.at(aRow + h) : S.ws.at(wl.asmOff + aRow + h);
                                 acc += av * me.weight.at(aag::WeightOff(g, u.e, h, n));
                             }
@@ -226,14 +233,19 @@ TwinReport RunTwin(const Args &a, const aag::Geom &g, const std::vector<RankData
                         }
                     }
                 };
-                for (uint64_t q = 0; q < aag::NumSegments(g, k); ++q) {
-                    const aag::Segment sg = aag::SegmentAt(g, k, q);
-                    for (uint64_t u = 0; u < aag::OwnUnitsOfSegment(g, sg.cL); ++u) {
-                        const aag::Unit un = aag::OwnUnit(g, i, t, k, sg, u);
-                        if (un.aSrc != 0U) fail("an own unit does not read x");
-                        unit(un);
+                for (uint32_t ph : {aag::kOwnRows, aag::kPeerRows, aag::kFarRows}) {
+                    for (uint64_t q = 0; q < aag::NumSegments(g, k); ++q) {
+                        const aag::Segment sg = aag::SegmentAt(g, k, q);
+                        for (uint64_t u = 0; u < aag::PhaseUnitsOfSegment(g, ph, sg.cL); ++u) {
+                            const aag::Unit un = aag::PhaseUnit(g, i, t, k, sg, ph, u);
+                            const uint32_t want = g.shard == 0U      ? aag::kSrcAssembled
+                                                  : ph == aag::kOwnRows  ? aag::kSrcX
+                                                  : ph == aag::kPeerRows ? aag::kSrcA2a
+                                                                         : aag::kSrcAg;
+                            if (un.aSrc != want) fail("a unit reads its rows from another buffer than its phase's");
+                            unit(un);
+                        }
                     }
-                    for (uint64_t u = 0; u < aag::RemoteUnitsOfSegment(g, sg.cL); ++u) unit(aag::RemoteUnit(g, i, t, k, sg, u));
                 }
             }
     }

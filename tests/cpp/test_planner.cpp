@@ -64,8 +64,12 @@ TEST(CostModel, TimelineFollowsTheScheduleDependencies)
             EXPECT_GE(t.agStart, std::max(prevAg, t.a2aEnd));    // InterHcclGroupSync, tp stream in order
             EXPECT_GE(t.a2aEnd - t.a2aStart, cc.collectiveLatencySec);
             EXPECT_GE(t.agEnd - t.agStart, cc.collectiveLatencySec);
-            EXPECT_GE(t.remStart, t.agEnd);                      // the other rows wait for the tile's AllGather
-            EXPECT_LE(t.remEnd, pr.makespan);
+            EXPECT_GE(t.farStart, t.agEnd);                      // the far rows wait for the tile's AllGather
+            EXPECT_LE(t.farEnd, pr.makespan);
+            if (p.g.shard == 1U && p.g.ep > 1U) {
+                EXPECT_GE(t.peerStart, t.a2aEnd);                // the peer rows wait for the tile's AlltoAllV
+                EXPECT_LE(t.peerEnd, pr.makespan);
+            }
             prevA2a = t.a2aEnd;
             prevAg = t.agEnd;
         }
@@ -79,7 +83,7 @@ TEST(CostModel, TimelineFollowsTheScheduleDependencies)
 
 TEST(CostModel, CountsEqualTheKernelsUnitEnumeration)
 {
-    // the model prices units with closed forms; they must equal what aag::OwnUnit / RemoteUnit enumerate
+    // the model prices units with closed forms; they must equal what aag::PhaseUnit enumerates
     for (const Args &a0 : Shapes()) {
         for (uint32_t unit : {16U, 48U}) {
             Args a = a0;
@@ -104,9 +108,9 @@ TEST(CostModel, CountsEqualTheKernelsUnitEnumeration)
                         flops += 2.0 * u.tm * u.tn * g.H;
                         gmB += g.H * u.tn * 2U;
                     };
-                    for (uint64_t u = 0; u < aag::OwnUnitsOfSegment(g, sg.cL); ++u) count(aag::OwnUnit(g, 0, 0, k, sg, u));
-                    for (uint64_t u = 0; u < aag::RemoteUnitsOfSegment(g, sg.cL); ++u)
-                        count(aag::RemoteUnit(g, 0, 0, k, sg, u));
+                    for (uint32_t ph : {aag::kOwnRows, aag::kPeerRows, aag::kFarRows})
+                        for (uint64_t u = 0; u < aag::PhaseUnitsOfSegment(g, ph, sg.cL); ++u)
+                            count(aag::PhaseUnit(g, 0, 0, k, sg, ph, u));
                 }
             EXPECT_EQ(pr.matmulCalls, units);
             EXPECT_DOUBLE_EQ(pr.cubeFlopsExact, flops);
@@ -253,4 +257,50 @@ TEST(Planner, TilingKeysAreDistinct)
     a.actType = 2;
     a.transposeWeight = true;
     EXPECT_EQ(moe_mc2::TilingKeyOf(a), aag::TilingKey(1, 1, 0, 0, 1));
+}
+
+TEST(KernelOrder, EveryPhaseOfEveryTileOnceAndEachClientsWaitsInPrepareOrder)
+{
+    // aag::NextStep is the order the kernel, the twin and the model walk; the kernel Waits for tile k's
+    // AlltoAllV before its peer rows and for its AllGather before its far rows, and HCCL requires each
+    // client's Waits in the order of its Prepares: the peer steps, and the far steps, must go by tile
+    for (const Args &a : Shapes()) {
+        for (uint32_t nt : {1U, 2U, 5U}) {
+            for (int32_t own : {0, 1, 2, 9}) {
+                for (int32_t peer : {0, 1, 3, 9}) {
+                    moe_mc2::Machine m;
+                    m.ownAhead = own;
+                    m.peerAhead = peer;
+                    const moe_mc2::Dims d = moe_mc2::DeriveDims(a);
+                    const uint64_t total = static_cast<uint64_t>(d.El * d.Rx);
+                    if (total < nt) continue;
+                    std::vector<uint64_t> ends;
+                    for (uint32_t k = 1; k <= nt; ++k) ends.push_back(total * k / nt);
+                    const aag::Geom g = moe_mc2::MakeGeom(a, ends, m);
+                    std::set<std::pair<uint32_t, uint32_t>> seen;
+                    int64_t lastPeer = -1, lastFar = -1;
+                    aag::StepCursor cur = aag::FirstStep();
+                    aag::Step st{};
+                    while (aag::NextStep(g, cur, &st)) {
+                        ASSERT_LT(st.k, g.nTiles);
+                        EXPECT_TRUE(seen.insert({st.k, st.phase}).second) << "step repeated";
+                        if (st.phase == aag::kPeerRows) {
+                            EXPECT_EQ(static_cast<int64_t>(st.k), lastPeer + 1);
+                            lastPeer = st.k;
+                            EXPECT_LE(st.k, static_cast<uint32_t>(lastFar + 1) + g.peerAhead);
+                        }
+                        if (st.phase == aag::kFarRows) {
+                            EXPECT_EQ(static_cast<int64_t>(st.k), lastFar + 1);
+                            lastFar = st.k;
+                            if (g.shard == 1U) {  // the tile's own and peer rows are done before its far rows
+                                EXPECT_TRUE(seen.count({st.k, aag::kOwnRows}));
+                                EXPECT_TRUE(seen.count({st.k, aag::kPeerRows}));
+                            }
+                        }
+                    }
+                    EXPECT_EQ(seen.size(), g.shard == 1U ? 3U * g.nTiles : g.nTiles);
+                }
+            }
+        }
+    }
 }
