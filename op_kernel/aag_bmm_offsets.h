@@ -32,14 +32,19 @@
  *                peer  the blocks (t, j), j != i: the rows this rank's
  *                      AlltoAllV received (its own tp slot), read in place from
  *                      the AlltoAllV receive buffer once that collective is
- *                      done, while the tile's AllGather is still in flight;
+ *                      done, while the tile's AllGather is still in flight
+ *                      (only when the plan splits them off: splitPeer);
  *                far   the blocks (s, j), s != t: the rows of the tp peers,
- *                      read from the AllGather receive buffer.
+ *                      read from the AllGather receive buffer; without
+ *                      splitPeer also the peer blocks, from there too (one
+ *                      pass over each weight panel per tile, which matters
+ *                      when an expert's weight hardly fits the L2).
  *                shard 0 has only the far phase (every block needs the tp
  *                column slices of all ranks, assembled after the AllGather).
  *   step         one (tile, phase) of the kernel's order (NextStep): the own
- *                rows of tiles up to k + ownAhead, then the peer rows of tiles
- *                up to k + peerAhead, then tile k's far rows; k = 0, 1, ...
+ *                rows of tiles up to k + ownAhead, then (splitPeer) the peer
+ *                rows of tiles up to k + peerAhead, then tile k's far rows;
+ *                k = 0, 1, ...
  *
  * All quantities are element counts (not bytes) unless the name says Bytes.
  */
@@ -91,7 +96,8 @@ struct Geom {
     uint32_t y2Out;        // y2 is a real output
     uint32_t y3Out;        // y3 is a real output (flag && act != 0)
     uint32_t ownAhead;     // shard 1: the own rows of tiles up to k + ownAhead are done before tile k's far rows
-    uint32_t peerAhead;    // shard 1: the peer rows of tiles up to k + peerAhead are done before tile k's far rows
+    uint32_t splitPeer;    // shard 1: 1 the peer rows are a phase of their own (from the AlltoAllV receive buffer)
+    uint32_t peerAhead;    // shard 1, splitPeer: the peer rows of tiles up to k + peerAhead before tile k's far rows
 };
 
 AAG_FN uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1U) / a * a; }
@@ -197,6 +203,9 @@ AAG_FN uint64_t PhaseBlocks(const Geom &g, uint32_t phase)
     if (phase == kOwnRows) {
         return 1U;
     }
+    if (g.splitPeer == 0U) {  // no peer phase: every block but the own one is far
+        return (phase == kPeerRows) ? 0U : static_cast<uint64_t>(g.tp) * g.ep - 1U;
+    }
     return (phase == kPeerRows) ? static_cast<uint64_t>(g.ep) - 1U : static_cast<uint64_t>(g.tp - 1U) * g.ep;
 }
 
@@ -211,6 +220,9 @@ AAG_FN uint64_t PhaseBlock(const Geom &g, uint64_t i, uint64_t t, uint32_t phase
     }
     if (phase == kPeerRows) {
         return t * g.ep + ((b < i) ? b : b + 1U);  // (t, j), j != i
+    }
+    if (g.splitPeer == 0U) {
+        return (b < OwnBlock(g, i, t)) ? b : b + 1U;  // every block but the own one
     }
     const uint64_t s = b / g.ep;
     return ((s < t) ? s : s + 1U) * g.ep + b % g.ep;  // (s, j), s != t
@@ -250,7 +262,7 @@ AAG_FN bool NextStep(const Geom &g, StepCursor &c, Step *st)
             st->phase = kOwnRows;
             return true;
         }
-        if (c.peerNext <= AheadOf(g, c.k, g.peerAhead)) {
+        if (g.splitPeer != 0U && c.peerNext <= AheadOf(g, c.k, g.peerAhead)) {
             st->k = c.peerNext++;
             st->phase = kPeerRows;
             return true;
@@ -305,7 +317,7 @@ AAG_FN Unit MakeUnit(const Geom &g, uint64_t i, uint64_t t, uint32_t k, const Se
         if (blk == OwnBlock(g, i, t)) {
             u.aSrc = kSrcX;
             u.aOff = ((i * g.El + sg.e) * g.Rx + sg.c0 + u.m0) * g.Hx;
-        } else if (s == t) {
+        } else if (s == t && g.splitPeer != 0U) {
             u.aSrc = kSrcA2a;
             u.aOff = A2ATileOff(g, k) + A2ARecvDispl(g, k, j) + (sg.cell0 + u.m0 - TileBegin(g, k)) * g.Hx;
         } else {

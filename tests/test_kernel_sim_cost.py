@@ -19,7 +19,8 @@ from moe_mc2 import kernel_sim as ks
 from moe_mc2 import plan as planmod
 
 # >= 20 calls over world sizes, shard types, activations, bias forms, outputs, dtypes, weight layouts, tile
-# shapes (the planner's, forced, spanning experts), own-rows lookahead and core counts; sizes large enough that
+# shapes (the planner's, forced, spanning experts), own- and peer-rows lookahead (peer rows in a phase of their own
+# or with the far rows) and core counts; sizes large enough that
 # 512-byte L2 lines round little (every tensor is at least tens of KiB)
 AGREEMENT = [
     dict(ep=4, tp=2, E=16, C=1024, H=1024, M=8192, act=0, aic=24),                      # the seed, act None
@@ -31,10 +32,12 @@ AGREEMENT = [
     dict(ep=4, tp=2, E=8, C=128, H=640, M=1536, act=3, transpose_weight=True, aic=3),
     dict(ep=4, tp=2, E=8, C=96, H=256, M=4096, act=4, bias="3d", tiles=(1, 16)),
     dict(ep=2, tp=4, E=4, C=256, H=512, M=2048, act=0, y2=True, tile_ends=(40, 100, 128)),  # 2 x 64 cells
-    dict(ep=2, tp=4, E=8, C=128, H=768, M=1024, act=1, own_ahead=0),
+    dict(ep=2, tp=4, E=8, C=128, H=768, M=1024, act=1, own_ahead=0, peer_ahead=0),
     dict(ep=8, tp=2, E=16, C=64, H=512, M=1024, act=0, bias="2d"),
     dict(ep=8, tp=2, E=8, C=128, H=256, M=2048, act=1, y3=True, dtype="bf16", bias="3d"),
-    dict(ep=2, tp=2, E=2, C=512, H=1024, M=1024, act=0, own_ahead=1, tiles=(1, 64)),
+    dict(ep=2, tp=2, E=2, C=512, H=1024, M=1024, act=0, own_ahead=1, peer_ahead=-1, tiles=(1, 64)),
+    dict(ep=4, tp=2, E=8, C=256, H=512, M=1024, act=4, bias="3d", own_ahead=2, peer_ahead=1,
+         tile_ends=(96, 160, 256)),
     dict(ep=4, tp=4, E=8, C=128, H=512, M=1024, act=2, aic=6),
     dict(ep=2, tp=2, E=4, C=128, H=512, M=1024, act=0, shard_type=0),
     dict(ep=2, tp=2, E=4, C=128, H=512, M=1024, act=1, shard_type=0, bias="2d", y3=True),
@@ -75,7 +78,8 @@ def test_cost_model_bytes_agree_with_the_counted_ones(kw):
     assert res.model_ok, res.errors
     p = c["plan"]
     # the host tiling ran the same plan the model priced
-    assert res.report["tiling"]["tile_ends"] == c["tile_ends"]
+    for key in ("tile_ends", "own_ahead", "peer_ahead"):
+        assert res.report["tiling"][key] == c[key], key
     for rank in range(cfg.ep * cfg.tp):  # every rank: the model prices one, the ranks are symmetric
         s = ks.count_summary(res.report, rank)
         pairs = {
@@ -91,6 +95,7 @@ def test_cost_model_bytes_agree_with_the_counted_ones(kw):
         assert not bad, f"rank {rank}: counted vs model outside {TOLERANCE:.0%}: {bad}"
         assert s["matmuls"] == p["matmul_calls"]
         assert s["sync_all"] == p["sync_alls"]
+        assert s["hccl_waits"] == p["waits"] * 2 * cfg.aic  # every vector core waits before each step that needs it
         assert sum(s["collectives"].values()) == p["collectives"]
 
 
@@ -102,7 +107,7 @@ def test_agreement_covers_what_it_claims():
 
 
 def test_plan_never_worse_than_one_tile_and_bounded():
-    forced = ("tiles", "tile_ends", "own_ahead")
+    forced = ("tiles", "tile_ends", "own_ahead", "peer_ahead")
     for kw in [k for k in AGREEMENT if not any(f in k for f in forced)]:
         c = planmod.cost(_cfg(kw))
         p, one = c["plan"], c["single_tile"]

@@ -186,7 +186,8 @@ bool Host(const AagSimCall &c, HostCall &h)
         m.unitN = static_cast<uint32_t>(std::max<int64_t>(0, c.unitN));
         m.epiRows = static_cast<uint32_t>(std::max<int64_t>(0, c.epiRows));
         m.ownAhead = static_cast<int32_t>(std::min<int64_t>(c.ownAhead, 64)) - 1;  // -1: the planner's
-        m.peerAhead = static_cast<int32_t>(std::min<int64_t>(c.peerAhead, 64)) - 1;
+        if (c.peerAhead == 1) m.splitPeer = 0;
+        if (c.peerAhead > 1) m.peerAhead = static_cast<int32_t>(std::min<int64_t>(c.peerAhead, 64)) - 2;
         h.err = moe_mc2::Validate(a, false);
         if (!h.err.ok()) return false;
         std::vector<uint64_t> ends;
@@ -200,7 +201,8 @@ bool Host(const AagSimCall &c, HostCall &h)
             const aag::Geom pg = moe_mc2::PlanTiles(a, m).g;
             ends.assign(pg.tileEnd, pg.tileEnd + pg.nTiles);
             m.ownAhead = static_cast<int32_t>(pg.ownAhead);
-            m.peerAhead = static_cast<int32_t>(pg.peerAhead);
+            m.splitPeer = static_cast<int32_t>(pg.splitPeer);
+            m.peerAhead = pg.splitPeer ? static_cast<int32_t>(pg.peerAhead) : -1;
         }
         h.err = moe_mc2::MakeKernelTilingWithEnds(a, p, ends, h.kt, &m);
     } else {
@@ -264,6 +266,12 @@ void FillTiling(const HostCall &h, AagBmmTilingData &td)
     td.copyUbBytes = h.kt.copyUbBytes;
 }
 
+/* shard 1's order of the rows: own_ahead, and peer_ahead (-1: the peer rows wait with the far rows) */
+void OrderJson(Json &j, const aag::Geom &g)
+{
+    j.Key("own_ahead").Num(g.ownAhead).Key("peer_ahead").Num(g.splitPeer ? static_cast<int64_t>(g.peerAhead) : -1);
+}
+
 void TilingJson(Json &j, const HostCall &h, const AagBmmTilingData &td)
 {
     const aag::Geom &g = h.kt.plan.g;
@@ -276,6 +284,7 @@ void TilingJson(Json &j, const HostCall &h, const AagBmmTilingData &td)
     for (uint32_t k = 0; k < g.nTiles; ++k) j.Num(g.tileEnd[k]);
     j.Close(']');
     j.Key("unit_m").Num(g.unitM).Key("unit_n").Num(g.unitN).Key("ring").Bool(g.ring != 0U);
+    OrderJson(j, g);
     j.Key("bias_in_cube").Bool(g.biasInCube != 0U).Key("epi_rows").Num(g.epiRows);
     j.Key("El").Num(g.El).Key("Rx").Num(g.Rx).Key("Hx").Num(g.Hx).Key("C").Num(g.C).Key("H").Num(g.H).Key("N").Num(g.N);
     j.Key("description").Str(h.kt.plan.pred.tiling);
@@ -475,7 +484,8 @@ extern "C" int aag_sim_cost(const AagSimCall *call, char *out, size_t outLen)
     for (uint32_t k = 0; k < g.nTiles; ++k) j.Num(g.tileEnd[k]);
     j.Close(']');
     j.Key("unit_m").Num(g.unitM).Key("unit_n").Num(g.unitN).Key("ring").Bool(g.ring != 0U);
-    j.Key("own_ahead").Num(g.ownAhead).Key("peer_ahead").Num(g.peerAhead).Key("shard").Num(g.shard);
+    OrderJson(j, g);
+    j.Key("shard").Num(g.shard);
     j.Key("plan");
     PredJson(j, chosen);
     j.Key("single_tile");

@@ -174,7 +174,8 @@ aag::Geom MakeGeom(const Args &a, const std::vector<uint64_t> &tileEnds, const M
         return (g.shard == 1U && v > 0) ? std::min<uint32_t>(static_cast<uint32_t>(v), aag::kMaxTiles) : 0U;
     };
     g.ownAhead = ahead(m.ownAhead);
-    g.peerAhead = ahead(m.peerAhead);
+    g.splitPeer = (g.shard == 1U && (m.splitPeer > 0 || (m.splitPeer < 0 && m.peerAhead >= 0))) ? 1U : 0U;
+    g.peerAhead = g.splitPeer ? ahead(m.peerAhead) : 0U;
     return g;
 }
 
@@ -458,8 +459,8 @@ Prediction Evaluate(const Args &a, const aag::Geom &g, const Machine &m, const C
     for (uint32_t k = 0; k < g.nTiles; ++k) p.tiling += " " + std::to_string(aag::TileCells(g, k));
     p.tiling += " cells";
     if (g.shard == 1U) {
-        p.tiling += ", own rows " + std::to_string(g.ownAhead) + " / peer rows " + std::to_string(g.peerAhead) +
-                    " tile(s) ahead";
+        p.tiling += ", own rows " + std::to_string(g.ownAhead) + " tile(s) ahead, peer rows " +
+                    (g.splitPeer ? std::to_string(g.peerAhead) + " tile(s) ahead" : "with the far rows");
     }
     p.tiling += "; units " + std::to_string(g.unitM) + "x" + std::to_string(g.unitN) +
                 (g.ring ? " (fp32 ring + epilogue)" : " (y1 written by the matmul)");
@@ -559,6 +560,20 @@ bool Legal(const std::vector<uint64_t> &ends, const aag::Geom &g, uint64_t eb, c
     return prev == aag::Cells(g);
 }
 
+/* shard 1: the order of the own and peer rows */
+struct Order {
+    uint32_t own;   // tiles the own rows run ahead
+    int32_t peer;   // tiles the peer rows run ahead; -1: they wait for the AllGather with the far rows
+};
+
+void ApplyOrder(aag::Geom &g, const Order &o)
+{
+    if (g.shard != 1U) return;
+    g.ownAhead = std::min<uint32_t>(o.own, aag::kMaxTiles);
+    g.splitPeer = o.peer >= 0 ? 1U : 0U;
+    g.peerAhead = o.peer >= 0 ? std::min<uint32_t>(static_cast<uint32_t>(o.peer), aag::kMaxTiles) : 0U;
+}
+
 }  // namespace
 
 Plan PlanTiles(const Args &a, const Machine &m, const CostConstants &cc)
@@ -601,45 +616,70 @@ Plan PlanTiles(const Args &a, const Machine &m, const CostConstants &cc)
                 for (uint64_t last : {0U, 32U, 128U}) add(Ramp(total, first, r, mx, last));
         }
     }
-    // every candidate x lookahead of the own and the peer rows; the smallest makespan wins, and among
-    // the plans within kMakespanSlack of it the one that moves the fewest HBM bytes (then the fewest tiles)
+    // every candidate x order of the own and peer rows (shard 1: how many tiles ahead the own rows run;
+    // whether the peer rows wait for the AllGather with the far rows or are a phase of their own, and how
+    // many tiles ahead). The smallest makespan wins, and among the plans within kMakespanSlack of it the
+    // one that moves the fewest HBM bytes (then the fewest tiles).
+    auto ordersOf = [&](uint32_t n) {
+        if (d.shard != 1) return std::vector<Order>{{0U, -1}};
+        std::vector<uint32_t> aheads{0U};
+        for (uint32_t v : {1U, 2U, n}) {
+            if (v <= n && std::find(aheads.begin(), aheads.end(), v) == aheads.end()) aheads.push_back(v);
+        }
+        const std::vector<uint32_t> owns =
+            m.ownAhead >= 0 ? std::vector<uint32_t>{static_cast<uint32_t>(m.ownAhead)} : aheads;
+        std::vector<Order> v;
+        for (uint32_t own : owns) {
+            if (m.splitPeer <= 0 && m.peerAhead < 0) v.push_back(Order{own, -1});
+            if (m.splitPeer == 0) continue;
+            if (m.peerAhead >= 0) {
+                v.push_back(Order{own, m.peerAhead});
+                continue;
+            }
+            // a tile's own rows are there before its peer rows: the peer rows never run further ahead
+            for (uint32_t peer : aheads) {
+                if (peer <= own) v.push_back(Order{own, static_cast<int32_t>(peer)});
+            }
+        }
+        return v;
+    };
     struct Scored {
         double makespan;
         uint64_t hbm;
         uint32_t tiles;
         size_t cand;
-        uint32_t ownAhead, peerAhead;
+        Order order;
     };
     std::vector<Scored> scored;
+    auto score = [&](size_t ci, const Order &o) {
+        aag::Geom g = MakeGeom(a, cands[ci], m);
+        ApplyOrder(g, o);
+        const Prediction pr = Evaluate(a, g, m, cc, /*exactWorkspace=*/false);
+        scored.push_back(Scored{pr.makespan, pr.bytes.HbmData() + pr.bytes.hbmWorkspace, g.nTiles, ci, o});
+        return pr.makespan;
+    };
+    // two rounds keep the host tiling quick: every legal tiling with the orders whose own rows run the
+    // furthest ahead, then every order for the kRefined fastest tilings of that round
+    constexpr size_t kRefined = 8;
     const aag::Geom probe = MakeGeom(a, {total}, m);
+    std::vector<std::pair<double, size_t>> firstRound;
     for (size_t ci = 0; ci < cands.size(); ++ci) {
-        const auto &c = cands[ci];
-        if (!Legal(c, probe, eb, cc)) continue;
-        // shard 1: the own / peer rows inside their tile, one or two tiles ahead, or all first. The peer
-        // rows never run further ahead than the own rows: a tile's own rows are there before its peer rows.
-        const uint32_t n = static_cast<uint32_t>(c.size());
-        std::vector<uint32_t> aheads{0U};
-        if (d.shard == 1) {
-            for (uint32_t v : {1U, 2U, n}) {
-                if (v <= n && std::find(aheads.begin(), aheads.end(), v) == aheads.end()) aheads.push_back(v);
-            }
+        if (!Legal(cands[ci], probe, eb, cc)) continue;
+        const std::vector<Order> all = ordersOf(static_cast<uint32_t>(cands[ci].size()));
+        double fastestHere = -1;
+        for (const Order &o : all) {
+            if (o.own != all.back().own) continue;
+            const double t = score(ci, o);
+            fastestHere = fastestHere < 0 ? t : std::min(fastestHere, t);
         }
-        const std::vector<uint32_t> owns =
-            (d.shard == 1 && m.ownAhead >= 0) ? std::vector<uint32_t>{static_cast<uint32_t>(m.ownAhead)} : aheads;
-        const std::vector<uint32_t> peers =
-            (d.shard == 1 && m.peerAhead >= 0) ? std::vector<uint32_t>{static_cast<uint32_t>(m.peerAhead)} : aheads;
-        for (uint32_t own : owns) {
-            for (uint32_t peer : peers) {
-                if (peer > own && m.peerAhead < 0 && m.ownAhead < 0) continue;
-                aag::Geom g = MakeGeom(a, c, m);
-                if (g.shard == 1U) {
-                    g.ownAhead = std::min<uint32_t>(own, aag::kMaxTiles);
-                    g.peerAhead = std::min<uint32_t>(peer, aag::kMaxTiles);
-                }
-                const Prediction pr = Evaluate(a, g, m, cc, /*exactWorkspace=*/false);
-                scored.push_back(Scored{pr.makespan, pr.bytes.HbmData() + pr.bytes.hbmWorkspace, g.nTiles, ci,
-                                        g.ownAhead, g.peerAhead});
-            }
+        firstRound.emplace_back(fastestHere, ci);
+    }
+    std::sort(firstRound.begin(), firstRound.end());
+    for (size_t r = 0; r < std::min(kRefined, firstRound.size()); ++r) {
+        const size_t ci = firstRound[r].second;
+        const std::vector<Order> all = ordersOf(static_cast<uint32_t>(cands[ci].size()));
+        for (const Order &o : all) {
+            if (o.own != all.back().own) score(ci, o);
         }
     }
     Plan best;
@@ -660,10 +700,7 @@ Plan PlanTiles(const Args &a, const Machine &m, const CostConstants &cc)
         }
     }
     best.g = MakeGeom(a, cands[pick->cand], m);
-    if (best.g.shard == 1U) {
-        best.g.ownAhead = pick->ownAhead;
-        best.g.peerAhead = pick->peerAhead;
-    }
+    ApplyOrder(best.g, pick->order);
     best.pred = Evaluate(a, best.g, m, cc);
     const uint32_t evaluated = static_cast<uint32_t>(scored.size());
     best.candidates = evaluated;

@@ -93,6 +93,8 @@ struct Machine {
     uint32_t unitM = 0, unitN = 0, epiRows = 0;
     int32_t ownAhead = -1;   // -1: the planner's (MakeGeom alone: 0)
     int32_t peerAhead = -1;  // -1: the planner's (MakeGeom alone: 0)
+    int32_t splitPeer = -1;  // 0 / 1: force the peer rows into the far phase / into their own; -1: the planner's
+                             // (MakeGeom alone: 1 when peerAhead >= 0)
 };
 
 /* time of one part of a tile: the parts overlap inside it, so the part takes the longest */

@@ -1,8 +1,51 @@
 #include "aag_bmm_tiling_core.h"
 
+#include <deque>
+#include <map>
+#include <mutex>
+#include <sstream>
+
 namespace moe_mc2 {
 
 namespace {
+
+/* The planner prices a few thousand candidate plans (tenths of a second); the host tiling runs on every
+ * launch of a dynamic shape, so the plan of each recent (call, platform) is kept. The plan depends on
+ * the sizes, dtypes, flags and platform only, never on the group names. */
+Plan PlanOnce(const Args &a, const PlatformInfo &p)
+{
+    constexpr size_t kKept = 64;
+    static std::mutex mu;
+    static std::map<std::string, Plan> plans;
+    static std::deque<std::string> order;  // oldest first
+    std::ostringstream k;
+    auto dims = [&k](const std::vector<int64_t> &v) {
+        for (int64_t x : v) k << x << ',';
+        k << ';';
+    };
+    dims(a.x);
+    dims(a.weight);
+    dims(a.bias);
+    k << a.hasBias << static_cast<int>(a.xDtype) << ',' << static_cast<int>(a.weightDtype) << ','
+      << static_cast<int>(a.biasDtype) << ';' << a.ep << ',' << a.tp << ',' << a.shardType << ',' << a.actType << ','
+      << a.transposeWeight << a.y2Flag << a.y3Flag << ';' << p.aicNum << ',' << p.aivNum << ',' << p.ubBytes;
+    const std::string key = k.str();
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        const auto it = plans.find(key);
+        if (it != plans.end()) return it->second;
+    }
+    Plan plan = PlanTiles(a, MachineOf(p));
+    std::lock_guard<std::mutex> lock(mu);
+    if (plans.emplace(key, plan).second) {
+        order.push_back(key);
+        if (order.size() > kKept) {
+            plans.erase(order.front());
+            order.pop_front();
+        }
+    }
+    return plan;
+}
 
 RuleError PlatformError(const std::string &msg)
 {
@@ -104,7 +147,7 @@ RuleError MakeKernelTiling(const Args &a, const PlatformInfo &p, KernelTiling &o
     if (!err.ok()) return err;
     err = CheckPlatform(p);
     if (!err.ok()) return err;
-    return Fill(a, p, PlanTiles(a, MachineOf(p)), out);
+    return Fill(a, p, PlanOnce(a, p), out);
 }
 
 RuleError MakeKernelTilingWithEnds(const Args &a, const PlatformInfo &p, const std::vector<uint64_t> &ends,

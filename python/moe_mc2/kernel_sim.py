@@ -142,7 +142,7 @@ class SimConfig:
     unit: Optional[Tuple[int, int]] = None    # (unitM, unitN): force the matmul unit
     epi_rows: int = 0                   # force fewer epilogue rows per UB chunk
     own_ahead: Optional[int] = None     # shard 1: force the own-rows lookahead in tiles
-    peer_ahead: Optional[int] = None    # shard 1: force the peer-rows lookahead in tiles
+    peer_ahead: Optional[int] = None    # shard 1: force the peer rows' lookahead in tiles (-1: with the far rows)
     kernel: str = "aag"
     watchdog: float = 20.0
     l2_bytes: int = 0                   # L2 per rank for the HBM counters; 0: the cost model's constant
@@ -178,7 +178,7 @@ def _struct(cfg: SimConfig, arrays=None) -> _Call:
     c.unitM, c.unitN = cfg.unit if cfg.unit else (0, 0)
     c.epiRows = cfg.epi_rows
     c.ownAhead = 0 if cfg.own_ahead is None else int(cfg.own_ahead) + 1
-    c.peerAhead = 0 if cfg.peer_ahead is None else int(cfg.peer_ahead) + 1
+    c.peerAhead = 0 if cfg.peer_ahead is None else max(int(cfg.peer_ahead), -1) + 2
     ends = tuple(cfg.tile_ends or ())
     if len(ends) > 16:
         raise ValueError("at most 16 tiles")
@@ -478,8 +478,8 @@ def _parse(argv):
     p.add_argument("--own-ahead", type=int, default=None,
                    help="shard 1: compute the own rows this many tiles ahead (default: the planner's)")
     p.add_argument("--peer-ahead", type=int, default=None,
-                   help="shard 1: compute the peer rows (received by the AlltoAllV) this many tiles ahead "
-                        "(default: the planner's)")
+                   help="shard 1: compute the peer rows (those the AlltoAllV received) this many tiles ahead, "
+                        "from its receive buffer; -1: after the AllGather, with the far rows (default: the planner's)")
     p.add_argument("--count-only", action="store_true",
                    help="skip the arithmetic and the data: only the checks and the counters (large shapes)")
     p.add_argument("--kernel", default="aag", help=argparse.SUPPRESS)
@@ -516,6 +516,7 @@ def count_summary(report: dict, rank: int = 0) -> dict:
     out["cube_flops"] = r["cube_flops"]
     out["matmuls"] = r["matmuls"]
     out["sync_all"] = r["sync_all"]
+    out["hccl_waits"] = r["hccl_waits"]
     out["vector_elements"] = r["vector_elements"]
     out["collectives"] = {k: v["calls"] for k, v in r["collectives"].items()}
     out["l2_bytes"] = r.get("l2_bytes", 0)

@@ -154,7 +154,8 @@ def _parse(argv):
     p.add_argument("--tile-ends", type=int, nargs="+", default=None, metavar="CELL",
                    help="price these tile boundaries instead of the planner's")
     p.add_argument("--own-ahead", type=int, default=None, help="shard 1: force the own-rows lookahead")
-    p.add_argument("--peer-ahead", type=int, default=None, help="shard 1: force the peer-rows lookahead")
+    p.add_argument("--peer-ahead", type=int, default=None,
+                   help="shard 1: force the peer rows' lookahead (-1: they wait for the AllGather with the far rows)")
     p.add_argument("--legacy-tiles", type=int, nargs=2, default=None, metavar=("E_TILE", "C_TILE"),
                    help="the issue-9 kernel's tile shape (default: its best under these constants)")
     p.add_argument("--collective-latency-us", type=float, default=0.0,

@@ -66,7 +66,7 @@ TEST(CostModel, TimelineFollowsTheScheduleDependencies)
             EXPECT_GE(t.agEnd - t.agStart, cc.collectiveLatencySec);
             EXPECT_GE(t.farStart, t.agEnd);                      // the far rows wait for the tile's AllGather
             EXPECT_LE(t.farEnd, pr.makespan);
-            if (p.g.shard == 1U && p.g.ep > 1U) {
+            if (p.g.splitPeer != 0U && p.g.ep > 1U) {
                 EXPECT_GE(t.peerStart, t.a2aEnd);                // the peer rows wait for the tile's AlltoAllV
                 EXPECT_LE(t.peerEnd, pr.makespan);
             }
@@ -267,7 +267,7 @@ TEST(KernelOrder, EveryPhaseOfEveryTileOnceAndEachClientsWaitsInPrepareOrder)
     for (const Args &a : Shapes()) {
         for (uint32_t nt : {1U, 2U, 5U}) {
             for (int32_t own : {0, 1, 2, 9}) {
-                for (int32_t peer : {0, 1, 3, 9}) {
+                for (int32_t peer : {-1, 0, 1, 3, 9}) {  // -1: no peer phase
                     moe_mc2::Machine m;
                     m.ownAhead = own;
                     m.peerAhead = peer;
@@ -294,11 +294,12 @@ TEST(KernelOrder, EveryPhaseOfEveryTileOnceAndEachClientsWaitsInPrepareOrder)
                             lastFar = st.k;
                             if (g.shard == 1U) {  // the tile's own and peer rows are done before its far rows
                                 EXPECT_TRUE(seen.count({st.k, aag::kOwnRows}));
-                                EXPECT_TRUE(seen.count({st.k, aag::kPeerRows}));
+                                EXPECT_EQ(seen.count({st.k, aag::kPeerRows}), g.splitPeer);
                             }
                         }
                     }
-                    EXPECT_EQ(seen.size(), g.shard == 1U ? 3U * g.nTiles : g.nTiles);
+                    EXPECT_EQ(g.splitPeer, (g.shard == 1U && peer >= 0) ? 1U : 0U);
+                    EXPECT_EQ(seen.size(), g.shard == 1U ? (2U + g.splitPeer) * g.nTiles : g.nTiles);
                 }
             }
         }

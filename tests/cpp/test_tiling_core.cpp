@@ -72,6 +72,46 @@ TEST(TilingCore, PlanIsThePlannersPlan)
     EXPECT_DOUBLE_EQ(kt.plan.pred.makespan, p.pred.makespan);
 }
 
+TEST(TilingCore, KeptPlansAreEachCallsOwn)
+{
+    // the tiling keeps recent plans: calls that differ in any one input the plan depends on, asked in
+    // turn and again, must each get the planner's plan for exactly that call
+    std::vector<std::pair<Args, PlatformInfo>> calls;
+    for (int variant = 0; variant < 9; ++variant) {
+        Args a = Call(variant == 1 ? 0 : 1);
+        PlatformInfo p = A3Die();
+        if (variant == 2) a.actType = 0;
+        if (variant == 3) a.y2Flag = false;
+        if (variant == 4) a.y3Flag = true;
+        if (variant == 5) a.hasBias = false, a.bias.clear();
+        if (variant == 6) a = ArgsFor(4, 2, 1, 16, 512, 1024, 8192, DType::kFloat16);
+        if (variant == 7) p.aicNum = 20, p.aivNum = 40;
+        if (variant == 8) a.transposeWeight = true;
+        calls.emplace_back(a, p);
+    }
+    for (int round = 0; round < 2; ++round) {
+        for (size_t n = 0; n < calls.size(); ++n) {
+            KernelTiling kt;
+            Args a = calls[n].first;
+            a.groupEp = "ep" + std::to_string(round);  // names never change a plan
+            const RuleError err = MakeKernelTiling(a, calls[n].second, kt);
+            ASSERT_TRUE(err.ok()) << n << ": " << err.message;
+            const Plan want = PlanTiles(a, MachineOf(calls[n].second));
+            ASSERT_EQ(kt.plan.g.nTiles, want.g.nTiles) << n;
+            for (uint32_t k = 0; k < want.g.nTiles; ++k) EXPECT_EQ(kt.plan.g.tileEnd[k], want.g.tileEnd[k]) << n;
+            EXPECT_EQ(kt.plan.g.ownAhead, want.g.ownAhead) << n;
+            EXPECT_EQ(kt.plan.g.splitPeer, want.g.splitPeer) << n;
+            EXPECT_EQ(kt.plan.g.peerAhead, want.g.peerAhead) << n;
+            EXPECT_EQ(kt.plan.g.unitM, want.g.unitM) << n;
+            EXPECT_EQ(kt.plan.g.act, want.g.act) << n;
+            EXPECT_EQ(kt.plan.g.y3Out, want.g.y3Out) << n;
+            EXPECT_EQ(kt.plan.g.transposeWeight, want.g.transposeWeight) << n;
+            EXPECT_EQ(kt.plan.g.aivNum, want.g.aivNum) << n;
+            EXPECT_DOUBLE_EQ(kt.plan.pred.makespan, want.pred.makespan) << n;
+        }
+    }
+}
+
 TEST(TilingCore, UbFitsForEveryPath)
 {
     for (int64_t act : {0, 1, 2}) {

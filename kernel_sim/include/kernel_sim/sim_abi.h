@@ -35,7 +35,8 @@ typedef struct AagSimCall {
     int64_t tileEnds[16];
     int64_t legacyETile, legacyCTile;  /* aag_sim_cost: the issue-9 kernel's tile shape (0: its best) */
     int64_t ownAhead;         /* shard 1: 0 the planner's own-rows lookahead; n > 0 forces n - 1 tiles ahead */
-    int64_t peerAhead;        /* shard 1: 0 the planner's peer-rows lookahead; n > 0 forces n - 1 tiles ahead */
+    int64_t peerAhead;        /* shard 1: 0 the planner's peer rows; 1 forces them into the far phase (after the
+                                 AllGather); n > 1 forces a peer phase n - 2 tiles ahead */
     double collectiveLatencyUs;  /* aag_sim_cost what-if: latency of one collective (0: the constant) */
     int64_t serialGroups;     /* aag_sim_cost what-if: 1 = the ep and tp servers never run at the same time */
     uint64_t seed;            /* collective landing times */
