@@ -566,6 +566,13 @@ struct Order {
     int32_t peer;   // tiles the peer rows run ahead; -1: they wait for the AllGather with the far rows
 };
 
+/* the orders of the planner's first round: the own rows as far ahead as any order (`last`, the last of
+ * the list), the peer rows with the far rows or as far ahead as that */
+bool FirstRound(const Order &o, const Order &last)
+{
+    return o.own == last.own && (o.peer < 0 || o.peer == last.peer);
+}
+
 void ApplyOrder(aag::Geom &g, const Order &o)
 {
     if (g.shard != 1U) return;
@@ -658,8 +665,9 @@ Plan PlanTiles(const Args &a, const Machine &m, const CostConstants &cc)
         scored.push_back(Scored{pr.makespan, pr.bytes.HbmData() + pr.bytes.hbmWorkspace, g.nTiles, ci, o});
         return pr.makespan;
     };
-    // two rounds keep the host tiling quick: every legal tiling with the orders whose own rows run the
-    // furthest ahead, then every order for the kRefined fastest tilings of that round
+    // two rounds keep the host tiling quick: every legal tiling with the orders whose own and peer rows run
+    // the furthest ahead (or the peer rows with the far rows), then every order for the kRefined fastest
+    // tilings of that round
     constexpr size_t kRefined = 8;
     const aag::Geom probe = MakeGeom(a, {total}, m);
     std::vector<std::pair<double, size_t>> firstRound;
@@ -668,7 +676,7 @@ Plan PlanTiles(const Args &a, const Machine &m, const CostConstants &cc)
         const std::vector<Order> all = ordersOf(static_cast<uint32_t>(cands[ci].size()));
         double fastestHere = -1;
         for (const Order &o : all) {
-            if (o.own != all.back().own) continue;
+            if (!FirstRound(o, all.back())) continue;
             const double t = score(ci, o);
             fastestHere = fastestHere < 0 ? t : std::min(fastestHere, t);
         }
@@ -679,7 +687,7 @@ Plan PlanTiles(const Args &a, const Machine &m, const CostConstants &cc)
         const size_t ci = firstRound[r].second;
         const std::vector<Order> all = ordersOf(static_cast<uint32_t>(cands[ci].size()));
         for (const Order &o : all) {
-            if (o.own != all.back().own) score(ci, o);
+            if (!FirstRound(o, all.back())) score(ci, o);
         }
     }
     Plan best;
