@@ -24,7 +24,8 @@
  *        buffer after a Wait for that collective, while the tile's AllGather
  *        is still in flight; the tp peers' rows from the AllGather receive
  *        buffer after a Wait for the AllGather. The plan sets how many tiles
- *        the own and the peer rows run ahead;
+ *        the own and the peer rows run ahead, or leaves the peer rows with
+ *        the far rows (then read from the AllGather receive buffer);
  *        shard 0, tile k: Wait, assemble the tile's rows (the tp column slices
  *        side by side) into y2 or a one-tile slot, SyncAll, then the units.
  *      act None without a bf16 bias: the matmul writes y1 in x's dtype, bias
