@@ -131,7 +131,7 @@ aag::Geom RandomTiling(const Args &a, std::mt19937_64 &rng)
     m.unitM = static_cast<uint32_t>(16U * pick(1, 2));
     m.unitN = static_cast<uint32_t>(16U * pick(1, 2));
     m.ownAhead = static_cast<int32_t>(pick(0, 3));
-    m.peerAhead = static_cast<int32_t>(pick(0, 3));
+    m.peerAhead = static_cast<int32_t>(pick(0, 4)) - 1;  // -1: the peer rows with the far rows
     return moe_mc2::MakeGeom(a, ends, m);
 }
 
