@@ -748,6 +748,22 @@ uint32_t ReferenceOps(const Args &a, int64_t act, bool y3)
 
 }  // namespace
 
+namespace {
+
+/* one bound per call: every schedule is measured against the bound and floor this kernel's model gives */
+Prediction WithTheCallsBound(Prediction p, const Args &a, const Machine &m, const CostConstants &cc)
+{
+    const Dims d = DeriveDims(a);
+    const Prediction own = Evaluate(a, MakeGeom(a, {static_cast<uint64_t>(d.El * d.Rx)}, m), m, cc);
+    p.bound = own.bound;
+    p.commIdeal = own.commIdeal;
+    p.computeIdeal = own.computeIdeal;
+    p.hbmFloor = own.hbmFloor;
+    return p;
+}
+
+}  // namespace
+
 Prediction EvaluateReference(const Args &a, const Machine &m, const CostConstants &cc)
 {
     const Dims d = DeriveDims(a);
@@ -849,14 +865,7 @@ Prediction EvaluateReference(const Args &a, const Machine &m, const CostConstant
             have = true;
         }
     }
-    // the same bound as this kernel's
-    const aag::Geom g = MakeGeom(a, {static_cast<uint64_t>(d.El * d.Rx)}, m);
-    const Prediction own = Evaluate(a, g, m, cc);
-    best.bound = own.bound;
-    best.commIdeal = own.commIdeal;
-    best.computeIdeal = own.computeIdeal;
-    best.hbmFloor = own.hbmFloor;
-    return best;
+    return WithTheCallsBound(std::move(best), a, m, cc);
 }
 
 /* --------------------------------------------------- the issue-9 kernel */
@@ -994,13 +1003,7 @@ Prediction EvaluateLegacy(const Args &a, const Machine &m, uint64_t eTileIn, uin
             have = true;
         }
     }
-    const aag::Geom g = MakeGeom(a, {static_cast<uint64_t>(d.El * d.Rx)}, m);
-    const Prediction own = Evaluate(a, g, m, cc);
-    best.bound = own.bound;
-    best.commIdeal = own.commIdeal;
-    best.computeIdeal = own.computeIdeal;
-    best.hbmFloor = own.hbmFloor;
-    return best;
+    return WithTheCallsBound(std::move(best), a, m, cc);
 }
 
 }  // namespace moe_mc2
