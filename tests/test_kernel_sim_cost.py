@@ -130,7 +130,8 @@ def test_plan_json_has_the_documented_keys():
     assert p.returncode == 0, p.stdout + p.stderr
     out = json.loads(p.stdout)
     for key in ("makespan_us", "bound_us", "reference_makespan_us", "hbm_bytes_floor", "hbm_bytes_model",
-                "hbm_bytes_counted", "workspace_bytes_counted", "cube_flops_counted", "tile_ends", "constants"):
+                "hbm_bytes_counted", "workspace_bytes_counted", "cube_flops_counted", "tile_ends", "own_ahead",
+                "peer_ahead", "constants"):
         assert key in out, key
     assert out["bound_us"] == max(out["comm_ideal_us"], out["compute_ideal_us"])
     assert out["ratio"] == pytest.approx(out["makespan_us"] / out["bound_us"])

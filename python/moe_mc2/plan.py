@@ -58,6 +58,7 @@ def summary(c: dict, cnt: Optional[dict] = None) -> dict:
         "hbm_bytes_floor": p["hbm_bytes_floor"], "hbm_bytes_model": p["hbm_bytes_model"],
         "hbm_workspace_model": p["hbm_workspace"], "gm_bytes_model": p["gm_data"] + p["gm_workspace"],
         "cube_flops_model": p["cube_flops"], "tile_ends": c["tile_ends"], "unit": [c["unit_m"], c["unit_n"]],
+        "own_ahead": c["own_ahead"], "peer_ahead": c["peer_ahead"],
         "ring": c["ring"], "description": p["description"], "candidates": c["candidates"],
         "machine": c["machine"], "constants": c["constants"],
         "plan": p, "single_tile": c["single_tile"], "reference": ref, "legacy": c["legacy"],
