@@ -149,6 +149,13 @@ moe_mc2::DType DtypeOf(int64_t code)
     return code == 0 ? moe_mc2::DType::kFloat16 : code == 1 ? moe_mc2::DType::kBFloat16 : moe_mc2::DType::kFloat32;
 }
 
+/* the call forces part of the plan (tiles, unit, epilogue chunk or the rows' order) */
+bool ForcesThePlan(const AagSimCall &c)
+{
+    return c.unitM > 0 || c.unitN > 0 || c.epiRows > 0 || c.nTileEnds > 0 || c.eTile > 0 || c.cTile > 0 ||
+           c.ownAhead > 0 || c.peerAhead > 0;
+}
+
 bool Host(const AagSimCall &c, HostCall &h)
 {
     auto bad = [&h](const std::string &rule, const std::string &msg) {
@@ -178,8 +185,7 @@ bool Host(const AagSimCall &c, HostCall &h)
     p.aivNum = 2U * p.aicNum;
     p.ubBytes = static_cast<uint64_t>(c.ubBytes);
     p.libApiWorkspaceBytes = static_cast<uint64_t>(c.sysWorkspaceBytes);
-    if (c.unitM > 0 || c.unitN > 0 || c.epiRows > 0 || c.nTileEnds > 0 || c.eTile > 0 || c.cTile > 0 ||
-        c.ownAhead > 0 || c.peerAhead > 0) {
+    if (ForcesThePlan(c)) {
         // forced unit / tiles: the tiling core's geometry with the model's overrides
         moe_mc2::Machine m = moe_mc2::MachineOf(p);
         m.unitM = static_cast<uint32_t>(std::max<int64_t>(0, c.unitM));
@@ -463,9 +469,7 @@ extern "C" int aag_sim_cost(const AagSimCall *call, char *out, size_t outLen)
     if (call->collectiveLatencyUs > 0) cc.collectiveLatencySec = call->collectiveLatencyUs * 1e-6;
     if (call->serialGroups != 0) cc.groupsOverlap = false;
     // the host tiling's plan (or the forced one), re-priced with these constants
-    const bool forced = call->nTileEnds > 0 || call->eTile > 0 || call->cTile > 0 || call->unitM > 0 ||
-                        call->unitN > 0 || call->epiRows > 0 || call->ownAhead > 0 || call->peerAhead > 0;
-    const moe_mc2::Plan planned = forced ? h.kt.plan : moe_mc2::PlanTiles(h.args, m, cc);
+    const moe_mc2::Plan planned = ForcesThePlan(*call) ? h.kt.plan : moe_mc2::PlanTiles(h.args, m, cc);
     const aag::Geom &g = planned.g;
     const moe_mc2::Prediction chosen = moe_mc2::Evaluate(h.args, g, m, cc);
     const moe_mc2::Dims d = moe_mc2::DeriveDims(h.args);

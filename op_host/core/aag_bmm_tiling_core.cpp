@@ -9,8 +9,8 @@ namespace moe_mc2 {
 
 namespace {
 
-/* The planner prices a few thousand candidate plans (tenths of a second); the host tiling runs on every
- * launch of a dynamic shape, so the plan of each recent (call, platform) is kept. The plan depends on
+/* The planner prices one to a few thousand candidate plans (tens of milliseconds); the host tiling runs on
+ * every launch of a dynamic shape, so the plan of each recent (call, platform) is kept. The plan depends on
  * the sizes, dtypes, flags and platform only, never on the group names. */
 Plan PlanOnce(const Args &a, const PlatformInfo &p)
 {
